@@ -1,0 +1,32 @@
+# mmgrounding: `make demo` runs the main job, `make test` runs the tests.
+# Both install first when needed (tools/install.sh: .venv, pinned stack,
+# mmcv 2.1.0 compiled with ops). A second `make install` is a no-op.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.install-stamp
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test test-fast data clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py tools/install.sh $(wildcard requirements/*.txt)
+	bash tools/install.sh
+	@touch $(STAMP)
+
+data: install
+	$(PY) tools/dataset_converters/make_synthetic.py --out data/synthetic --seed 0 --preview 4
+
+demo: install
+	bash tools/demo.sh
+
+test: install
+	$(PY) -m pytest tests -p no:cacheprovider -q -rs --durations=15
+
+test-fast: install
+	$(PY) -m pytest tests -p no:cacheprovider -q -m "not slow"
+
+clean:
+	rm -rf work_dirs data/synthetic

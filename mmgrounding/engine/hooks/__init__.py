@@ -1,0 +1,9 @@
+from .trainable_weights_hook import (TrainableWeightsCheckpointHook,
+                                     trainable_state_keys)
+from .weights_only_checkpoint_hook import (PortableHistoryBuffer,
+                                           WeightsOnlyCheckpointHook)
+
+__all__ = [
+    'TrainableWeightsCheckpointHook', 'trainable_state_keys',
+    'PortableHistoryBuffer', 'WeightsOnlyCheckpointHook'
+]

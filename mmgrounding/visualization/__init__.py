@@ -1,0 +1,3 @@
+from .grounding_visualizer import PALETTE, GroundingVisualizer
+
+__all__ = ['GroundingVisualizer', 'PALETTE']

@@ -1,0 +1,128 @@
+"""Draws grounded answers: masks and boxes in colour, each phrase in its colour."""
+import textwrap
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmdet.visualization import DetLocalVisualizer
+from mmengine.dist import master_only
+
+from mmgrounding.registry import VISUALIZERS
+
+PALETTE: List[Tuple[int, int, int]] = [
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60),
+    (250, 190, 190), (0, 128, 128), (170, 110, 40), (128, 0, 0)
+]
+
+
+def _to_numpy_masks(masks) -> np.ndarray:
+    """Return masks as a bool array [M, H, W] (BitmapMasks or tensors)."""
+    if masks is None:
+        return np.zeros((0, 1, 1), dtype=bool)
+    if hasattr(masks, 'to_ndarray'):
+        return masks.to_ndarray().astype(bool)
+    if hasattr(masks, 'cpu'):
+        masks = masks.cpu().numpy()
+    return np.asarray(masks).astype(bool)
+
+
+@VISUALIZERS.register_module()
+class GroundingVisualizer(DetLocalVisualizer):
+    """Visualizer for grounded conversations and referring segmentation.
+
+    The image panel shows each grounding target (mask, and its box) in its own
+    colour; a text panel below lists the phrases in the same colours and the
+    caption or answer, so a reader can check which words went with which mask.
+    Ground truth and prediction are drawn side by side.
+    """
+
+    def __init__(self, name: str = 'visualizer', text_panel_height: int = 96,
+                 alpha: float = 0.5, **kwargs) -> None:
+        super().__init__(name=name, alpha=alpha, **kwargs)
+        self.text_panel_height = text_panel_height
+
+    def _draw_panel(self, image: np.ndarray, masks: np.ndarray,
+                    phrases: Sequence[str], text: str) -> np.ndarray:
+        """Return the image with masks plus a text panel underneath."""
+        self.set_image(image)
+        h, w = image.shape[:2]
+        for i, mask in enumerate(masks):
+            if mask.shape != (h, w) or not mask.any():
+                continue
+            colour = PALETTE[i % len(PALETTE)]
+            self.draw_binary_masks(mask[None], colors=[colour],
+                                   alphas=self.alpha)
+            ys, xs = np.nonzero(mask)
+            self.draw_bboxes(
+                np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]),
+                edge_colors=[colour], line_widths=1)
+        drawn = self.get_image()
+        panel_h = max(self.text_panel_height, 12 * (len(phrases) + 4))
+        self.set_image(np.full((panel_h, max(w, 256), 3), 255, np.uint8))
+        line_h, font = 11, 8
+        y = 2
+        for i, phrase in enumerate(phrases):
+            self.draw_texts(f'[{i}] {phrase}', np.array([2, y]),
+                            colors=[PALETTE[i % len(PALETTE)]],
+                            font_sizes=font)
+            y += line_h
+        for line in textwrap.wrap(text or '', width=max(20, w // 6))[:6]:
+            self.draw_texts(line, np.array([2, y]), colors='black',
+                            font_sizes=font)
+            y += line_h
+        panel = self.get_image()
+        width = max(drawn.shape[1], panel.shape[1])
+        pad = lambda a: np.pad(a, ((0, 0), (0, width - a.shape[1]), (0, 0)),
+                               constant_values=255)
+        return np.concatenate([pad(drawn), pad(panel)], axis=0)
+
+    @master_only
+    def add_datasample(self,
+                       name: str,
+                       image: np.ndarray,
+                       data_sample=None,
+                       draw_gt: bool = True,
+                       draw_pred: bool = True,
+                       show: bool = False,
+                       wait_time: float = 0,
+                       out_file: Optional[str] = None,
+                       pred_score_thr: float = 0.0,
+                       step: int = 0) -> None:
+        """Draw ground truth and prediction of one sample side by side."""
+        image = image.clip(0, 255).astype(np.uint8)
+        panels = []
+        if data_sample is not None and draw_gt and 'gt_instances' in \
+                data_sample:
+            gt_masks = _to_numpy_masks(data_sample.gt_instances.get('masks'))
+            captions = data_sample.metainfo.get('gt_captions') or ['']
+            panels.append(
+                self._draw_panel(image, gt_masks,
+                                 data_sample.metainfo.get('gt_phrases', []),
+                                 'GT: ' + captions[0]))
+        if data_sample is not None and draw_pred and 'pred_instances' in \
+                data_sample:
+            pred = data_sample.pred_instances
+            masks = _to_numpy_masks(pred.get('masks'))
+            if 'scores' in pred and len(masks):
+                keep = (pred.scores.cpu().numpy() >= pred_score_thr)
+                masks = masks * keep[:, None, None]
+            panels.append(
+                self._draw_panel(image, masks,
+                                 data_sample.get('pred_phrases', []),
+                                 'Pred: ' + data_sample.get('pred_text', '')))
+        if not panels:
+            panels.append(image)
+        height = max(p.shape[0] for p in panels)
+        panels = [
+            np.pad(p, ((0, height - p.shape[0]), (0, 4), (0, 0)),
+                   constant_values=255) for p in panels
+        ]
+        drawn = np.concatenate(panels, axis=1)
+        self.set_image(drawn)
+        if show:
+            self.show(drawn, win_name=name, wait_time=wait_time)
+        if out_file is not None:
+            import mmcv
+            mmcv.imwrite(drawn[..., ::-1], out_file)
+        else:
+            self.add_image(name, drawn, step)

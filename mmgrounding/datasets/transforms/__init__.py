@@ -1,0 +1,15 @@
+"""Grounding transforms: load masks, sample visual prompts, format, tokenise,
+pack. Importing this module registers them in
+``mmgrounding.registry.TRANSFORMS``."""
+from .conversation import FormatGroundedConversation
+from .loading import LoadGroundingAnnotations
+from .packing import PackGroundingInputs
+from .templates import TASK_TEMPLATES
+from .tokenization import IGNORE_INDEX, TokenizeConversation
+from .visual_prompts import SampleVisualPrompts
+
+__all__ = [
+    'FormatGroundedConversation', 'LoadGroundingAnnotations',
+    'PackGroundingInputs', 'TokenizeConversation', 'SampleVisualPrompts',
+    'TASK_TEMPLATES', 'IGNORE_INDEX'
+]

@@ -1,0 +1,15 @@
+"""Data structures shared by datasets, transforms, models and metrics."""
+from .conversation import (CONV_TEMPLATES, ConversationTemplate,
+                           RenderedConversation, Round, render_conversation)
+from .errors import GroundingDataError
+from .markup import (GLAMM_PHRASE_FORMAT, GLAMM_TOKEN_FORMAT,
+                     LLAVA_G_PHRASE_FORMAT, LLAVA_G_TOKEN_FORMAT, MARKUP_TAGS,
+                     FormattedText, insert_markup, parse_markup, strip_markup)
+
+__all__ = [
+    'CONV_TEMPLATES', 'ConversationTemplate', 'RenderedConversation', 'Round',
+    'render_conversation', 'GroundingDataError', 'GLAMM_PHRASE_FORMAT',
+    'GLAMM_TOKEN_FORMAT', 'LLAVA_G_PHRASE_FORMAT', 'LLAVA_G_TOKEN_FORMAT',
+    'MARKUP_TAGS', 'FormattedText', 'insert_markup', 'parse_markup',
+    'strip_markup'
+]

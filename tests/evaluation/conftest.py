@@ -1,0 +1,4 @@
+"""Evaluation tests run offline."""
+import os
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')

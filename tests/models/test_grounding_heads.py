@@ -1,0 +1,194 @@
+"""SAMGroundingHead: embeddings, mask logits at original size, freezing."""
+import os
+
+import pytest
+import torch
+from torch.nn import functional as F
+from transformers import SamConfig, SamModel
+
+from mmgrounding.models.grounding_heads import SAMGroundingHead
+from mmgrounding.registry import MODELS
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+torch.set_num_threads(1)
+
+TINY_SAM = dict(
+    vision_config=dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=64,
+        patch_size=16,
+        output_channels=32,
+        num_pos_feats=16,
+        global_attn_indexes=[0, 1]),
+    prompt_encoder_config=dict(
+        hidden_size=32, image_size=64, patch_size=16, mask_input_channels=4),
+    mask_decoder_config=dict(
+        hidden_size=32, mlp_dim=64, num_attention_heads=2,
+        iou_head_hidden_dim=32))
+
+
+def _head(**kwargs):
+    torch.manual_seed(0)
+    cfg = dict(
+        type='SAMGroundingHead',
+        sam=dict(config=TINY_SAM),
+        prompt_channels=32,
+        image_size=64)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def _n(params):
+    return sum(p.numel() for p in params)
+
+
+def test_tiny_init_is_usable():
+    head = _head()
+    vis = head.sam.config.vision_config
+    assert vis.initializer_range == 0.02
+    emb = head.image_embeddings(torch.randn(2, 3, 64, 64))
+    assert emb.shape == (2, 32, 4, 4)
+    assert emb.std() > 0.1  # not ~1e-20 as with transformers' 1e-10 init
+    pos = head.sam.shared_image_embedding.positional_embedding
+    assert 0.5 < pos.std() < 1.5  # original SAM: std 1
+    assert pos is head.sam.prompt_encoder.shared_embedding.positional_embedding
+
+
+def test_frozen_parts_and_trainable_count():
+    head = _head()
+    trainable = _n(p for p in head.parameters() if p.requires_grad)
+    assert trainable == _n(head.sam.mask_decoder.parameters())
+    head.train()
+    assert not head.sam.vision_encoder.training
+    assert not head.sam.prompt_encoder.training
+    assert head.sam.mask_decoder.training
+    emb = head.image_embeddings(torch.randn(1, 3, 64, 64))
+    assert not emb.requires_grad
+
+    open_head = _head(freeze_image_encoder=False, freeze_prompt_encoder=False)
+    trainable = _n(p for p in open_head.parameters() if p.requires_grad)
+    fourier = head.sam.shared_image_embedding.positional_embedding.numel()
+    assert trainable == _n(open_head.parameters()) - fourier
+    assert open_head.image_embeddings(torch.randn(1, 3, 64, 64)).requires_grad
+
+
+def test_mask_logits_at_original_size_non_square():
+    head = _head().eval()
+    emb = head.image_embeddings(torch.randn(1, 3, 64, 64))[0]
+    prompts = torch.randn(3, 32, requires_grad=True)
+    # a 50x31 image: its longest side is resized to 64 -> 64x40 in the pad
+    logits = head.predict_mask_logits(emb, prompts, (64, 40), (50, 31))
+    assert logits.shape == (3, 50, 31) and logits.dtype == torch.float32
+    logits.sum().backward()
+    assert prompts.grad.abs().sum() > 0
+
+    # one decoder call for all prompts == one call per prompt
+    single = head.predict_mask_logits(emb, prompts[1:2], (64, 40), (50, 31))
+    torch.testing.assert_close(single[0], logits[1], rtol=1e-4, atol=1e-6)
+
+    # SAM postprocess: upsample 16->64, crop 64x40, resize to 50x31
+    low, _ = head.sam.mask_decoder(
+        image_embeddings=emb[None],
+        image_positional_embeddings=head.sam.
+        get_image_wide_positional_embeddings(),
+        sparse_prompt_embeddings=prompts[None, :, None],
+        dense_prompt_embeddings=head.sam.prompt_encoder.no_mask_embed.weight
+        .reshape(1, 32, 1, 1).expand(1, 32, 4, 4),
+        multimask_output=False)
+    assert low.shape == (1, 3, 1, 16, 16)
+    ref = F.interpolate(low[0], (64, 64), mode='bilinear')[..., :64, :40]
+    ref = F.interpolate(ref, (50, 31), mode='bilinear')[:, 0]
+    torch.testing.assert_close(logits, ref)
+
+
+def test_predict_batch_and_empty_prompts():
+    head = _head().eval()
+    embs = head.image_embeddings(torch.randn(2, 3, 64, 64))
+    out = head.predict(embs, [torch.randn(2, 32), torch.zeros(0, 32)],
+                       torch.tensor([[48, 64], [64, 20]]), [(30, 40),
+                                                           (80, 25)])
+    assert [o.shape for o in out] == [(2, 30, 40), (0, 80, 25)]
+
+
+def test_loss_and_empty_batch():
+    head = _head()
+    emb = head.image_embeddings(torch.randn(1, 3, 64, 64))[0]
+    logits = head.predict_mask_logits(emb, torch.randn(2, 32), (64, 64),
+                                      (64, 64))
+    gt = (torch.rand(2, 64, 64) > 0.5).float()
+    losses = head.loss([logits], [gt])
+    assert set(losses) == {'loss_mask', 'loss_dice'}
+    assert losses['loss_mask'] > 0 and losses['loss_dice'] > 0
+    sum(losses.values()).backward()
+    grads = {n: p.grad for n, p in head.named_parameters() if p.requires_grad}
+    assert all(g is not None for g in grads.values())  # DDP-safe
+    assert grads['sam.mask_decoder.mask_tokens.weight'].abs().sum() > 0
+    iou_head = 'sam.mask_decoder.iou_prediction_head.proj_out.weight'
+    assert grads[iou_head].abs().sum() == 0  # unused, tied by a zero
+
+    head.zero_grad()
+    empty = head.loss([torch.zeros(0, 10, 12)], [torch.zeros(0, 10, 12)])
+    assert empty['loss_mask'].detach() == 0
+    assert empty['loss_dice'].detach() == 0
+    sum(empty.values()).backward()
+    for name, param in head.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None and param.grad.abs().sum() == 0, \
+                name
+
+    with pytest.raises(ValueError, match='image 0'):
+        head.loss([logits], [gt[:1]])
+
+
+def test_size_mismatches_raise():
+    with pytest.raises(ValueError, match='prompt_channels'):
+        _head(prompt_channels=16)
+    with pytest.raises(ValueError, match='image_size'):
+        _head(image_size=1024)
+    bad = dict(TINY_SAM, mask_decoder_config=dict(
+        hidden_size=16, mlp_dim=32, num_attention_heads=2,
+        iou_head_hidden_dim=16))
+    with pytest.raises(ValueError, match='channel sizes disagree'):
+        _head(sam=dict(config=bad))
+    head = _head()
+    with pytest.raises(ValueError, match='grounding pixels'):
+        head.image_embeddings(torch.randn(1, 3, 32, 32))
+
+
+def test_from_pretrained_round_trip(tmp_path):
+    head = _head().eval()
+    head.sam.save_pretrained(tmp_path / 'sam')
+    loaded = MODELS.build(
+        dict(
+            type='SAMGroundingHead',
+            sam=dict(pretrained_model_name_or_path=str(tmp_path / 'sam')),
+            prompt_channels=32,
+            image_size=64)).eval()
+    loaded.init_weights()  # the Runner calls it: must keep loaded weights
+    pixels = torch.randn(1, 3, 64, 64)
+    prompts = torch.randn(2, 32)
+    a = head.predict_mask_logits(
+        head.image_embeddings(pixels)[0], prompts, (64, 50), (40, 51))
+    b = loaded.predict_mask_logits(
+        loaded.image_embeddings(pixels)[0], prompts, (64, 50), (40, 51))
+    torch.testing.assert_close(a, b)
+
+
+def test_sam_vit_h_on_meta_device():
+    """GLaMM's SAM ViT-H: 641.1M parameters."""
+    vit_h = dict(
+        vision_config=dict(
+            hidden_size=1280,
+            num_hidden_layers=32,
+            num_attention_heads=16,
+            global_attn_indexes=[7, 15, 23, 31]))
+    with torch.device('meta'):
+        head = SAMGroundingHead(sam=dict(config=vit_h))
+    assert isinstance(head.sam, SamModel)
+    assert isinstance(head.sam.config, SamConfig)
+    n_params = _n(head.parameters())
+    assert n_params == pytest.approx(641.1e6, rel=0.01)
+    decoder = _n(head.sam.mask_decoder.parameters())
+    assert _n(p for p in head.parameters() if p.requires_grad) == decoder

@@ -1,0 +1,312 @@
+"""A Hugging Face causal language model with its tokenizer, special tokens and
+optional LoRA, as one registered module.
+
+Why one module: the tokenizer decides the vocabulary size, the special tokens
+decide which embedding rows are new, and LoRA decides which weights train; the
+three must agree, so they are built together and checked once.
+"""
+import copy
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from mmgrounding.registry import MODELS
+
+#: GLaMM's added tokens, in the official order of
+#: ``setup_tokenizer_and_special_tokens`` (``<im_start>`` = 32000 ...
+#: ``</p>`` = 32006 on the Vicuna vocabulary), followed by our ``<image>``
+#: placeholder (the official code uses the -200 sentinel instead), so that the
+#: released checkpoints' token rows keep their ids.
+GLAMM_SPECIAL_TOKENS = ('<im_start>', '<im_end>', '<bbox>', '<point>', '[SEG]',
+                        '<p>', '</p>', '<image>')
+
+
+def _resolve_dtype(
+        dtype: Union[None, str, torch.dtype]) -> Optional[torch.dtype]:
+    """``'bfloat16'`` / ``'torch.bfloat16'`` / ``torch.bfloat16`` -> dtype."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == 'auto':
+        return None
+    name = dtype.replace('torch.', '')
+    if not isinstance(getattr(torch, name, None), torch.dtype):
+        raise ValueError(f'HFCausalLM: unknown torch_dtype {dtype!r}')
+    return getattr(torch, name)
+
+
+def build_hf_config(config: dict):
+    """Build a ``transformers`` config from a config dict.
+
+    ``type`` names a config class of ``transformers`` (``'LlamaConfig'``);
+    alternatively ``model_type`` (``'llama'``) goes through
+    ``AutoConfig.for_model``. The remaining keys are the config's kwargs.
+    """
+    import transformers
+    cfg = dict(config)
+    if 'type' in cfg:
+        type_name = cfg.pop('type')
+        cls = getattr(transformers, type_name, None) if isinstance(
+            type_name, str) else type_name
+        if cls is None:
+            raise ValueError(f'HFCausalLM: transformers has no config class '
+                             f'{type_name!r}')
+        return cls(**cfg)
+    if 'model_type' in cfg:
+        return transformers.AutoConfig.for_model(cfg.pop('model_type'), **cfg)
+    raise ValueError('HFCausalLM: `config` needs a `type` (config class '
+                     'name) or a `model_type` key, got keys '
+                     f'{sorted(cfg)}')
+
+
+@MODELS.register_module()
+class HFCausalLM(BaseModule):
+    """Causal LM + tokenizer + special tokens + LoRA.
+
+    Args:
+        pretrained_model_name_or_path: local directory of a HF causal LM
+            (loaded offline). Exclusive with ``config``.
+        config: dict describing a randomly initialised model, e.g.
+            ``dict(type='LlamaConfig', hidden_size=128, ...)``. When
+            ``vocab_size`` is absent the tokenizer's base size is used.
+        tokenizer: kwargs of ``AutoTokenizer.from_pretrained``; needs
+            ``pretrained_model_name_or_path`` (a local directory).
+        special_tokens: tokens added (as special tokens, once, by name) to
+            the tokenizer; their ids are read back into ``self.token_ids``.
+            New embedding rows (input and output) start at the mean of the
+            old rows, as in LLaVA/GLaMM.
+        lora: ``peft.LoraConfig`` kwargs (``r``, ``lora_alpha``,
+            ``lora_dropout``, ``target_modules`` ...) or None for no LoRA.
+        trainable: which non-LoRA parameters train: ``'all'`` or a sequence
+            of substrings of parameter names (default: the full input
+            embedding and LM head, as the official GLaMM). Every other
+            parameter of the LM is frozen.
+        gradient_checkpointing: enable HF gradient checkpointing
+            (non-reentrant, so frozen embeddings need no input grads).
+        torch_dtype: dtype of the LM weights (``'bfloat16'`` ...).
+        attn_implementation: HF attention implementation (``'sdpa'``,
+            ``'eager'``); None keeps the library default.
+        init_cfg: mmengine init config (unused by default; the HF model
+            initialises itself).
+    """
+
+    def __init__(self,
+                 pretrained_model_name_or_path: Optional[str] = None,
+                 config: Optional[dict] = None,
+                 tokenizer: Optional[dict] = None,
+                 special_tokens: Sequence[str] = GLAMM_SPECIAL_TOKENS,
+                 lora: Optional[dict] = None,
+                 trainable: Union[str,
+                                  Sequence[str]] = ('embed_tokens', 'lm_head'),
+                 gradient_checkpointing: bool = False,
+                 torch_dtype: Union[None, str, torch.dtype] = None,
+                 attn_implementation: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        if (pretrained_model_name_or_path is None) == (config is None):
+            raise ValueError('HFCausalLM: give exactly one of '
+                             '`pretrained_model_name_or_path` and `config`.')
+        if not tokenizer or 'pretrained_model_name_or_path' not in tokenizer:
+            raise ValueError('HFCausalLM: `tokenizer` must be a dict with '
+                             '`pretrained_model_name_or_path` (a local dir).')
+        self.tokenizer = AutoTokenizer.from_pretrained(**tokenizer)
+        if self.tokenizer.pad_token is None:
+            # Official LLaVA/GLaMM convention: pad with unk.
+            self.tokenizer.pad_token = self.tokenizer.unk_token
+        base_vocab = len(self.tokenizer)
+
+        dtype = _resolve_dtype(torch_dtype)
+        extra = {}
+        if dtype is not None:
+            extra['dtype'] = dtype
+        if attn_implementation is not None:
+            extra['attn_implementation'] = attn_implementation
+        if config is not None:
+            config = copy.deepcopy(config)
+            config.setdefault('vocab_size', base_vocab)
+            hf_config = build_hf_config(config)
+            self.model = AutoModelForCausalLM.from_config(hf_config, **extra)
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                pretrained_model_name_or_path, local_files_only=True, **extra)
+
+        self.special_tokens = tuple(special_tokens)
+        self.token_ids = self._add_special_tokens(self.special_tokens)
+
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+        self.lora_cfg = copy.deepcopy(lora)
+        if lora is not None:
+            self._wrap_lora(lora)
+        self.trainable = trainable
+        self._set_trainable(trainable)
+        if gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs=dict(use_reentrant=False))
+
+    # ------------------------------------------------------------------ build
+    def _add_special_tokens(self, tokens: Sequence[str]) -> Dict[str, int]:
+        """Add missing ``tokens`` once, resize embeddings, return name->id."""
+        missing = [t for t in tokens if t not in self.tokenizer.get_vocab()]
+        if missing:
+            self.tokenizer.add_tokens(missing, special_tokens=True)
+        token_ids = {}
+        for tok in tokens:
+            ids = self.tokenizer.convert_tokens_to_ids([tok])
+            if len(ids) != 1 or ids[0] is None or \
+                    ids[0] == self.tokenizer.unk_token_id:
+                raise RuntimeError(f'HFCausalLM: special token {tok!r} did '
+                                   'not get its own id')
+            token_ids[tok] = int(ids[0])
+        if len(set(token_ids.values())) != len(token_ids):
+            raise RuntimeError(f'HFCausalLM: special tokens share ids: '
+                               f'{token_ids}')
+        self._resize_embeddings(len(self.tokenizer))
+        return token_ids
+
+    @torch.no_grad()
+    def _resize_embeddings(self, new_size: int) -> None:
+        """Resize input/output embeddings; new rows = mean of the old rows."""
+        old_size = self.model.get_input_embeddings().weight.shape[0]
+        if new_size == old_size:
+            return
+        self.model.resize_token_embeddings(new_size, mean_resizing=False)
+        if new_size < old_size:
+            return
+        modules = [self.model.get_input_embeddings()]
+        out = self.model.get_output_embeddings()
+        if out is not None and out.weight is not modules[0].weight:
+            modules.append(out)
+        for module in modules:
+            weight = module.weight
+            weight[old_size:] = weight[:old_size].mean(0, keepdim=True)
+        self.model.config.vocab_size = new_size
+        print_log(
+            f'HFCausalLM: vocabulary {old_size} -> {new_size} '
+            '(new rows initialised to the mean embedding)',
+            logger='current')
+
+    def _wrap_lora(self, lora: dict) -> None:
+        from peft import LoraConfig, get_peft_model
+        cfg = dict(lora)
+        cfg.setdefault('bias', 'none')
+        cfg.setdefault('task_type', 'CAUSAL_LM')
+        if 'target_modules' in cfg:
+            cfg['target_modules'] = list(cfg['target_modules'])
+        self.model = get_peft_model(self.model, LoraConfig(**cfg))
+
+    def _set_trainable(self, trainable: Union[str, Sequence[str]]) -> None:
+        if trainable == 'all':
+            for name, param in self.model.named_parameters():
+                param.requires_grad_(True)
+            return
+        if isinstance(trainable, str):
+            trainable = (trainable, )
+        for name, param in self.model.named_parameters():
+            if 'lora_' in name:
+                continue
+            if any(key in name for key in trainable):
+                param.requires_grad_(True)
+
+    def init_weights(self) -> None:
+        """The HF model initialises (or loads) itself; nothing to do."""
+
+    # --------------------------------------------------------------- helpers
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.get_text_config().hidden_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[0]
+
+    @property
+    def eos_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def lora_parameter_count(self) -> int:
+        """Number of LoRA adapter parameters (0 without LoRA)."""
+        return sum(p.numel() for n, p in self.model.named_parameters()
+                   if 'lora_' in n)
+
+    def merge_lora(self) -> None:
+        """Fold the LoRA adapters into the base weights (for export/speed).
+
+        Afterwards ``self.model`` is the plain HF model; the parameters named
+        in ``trainable`` keep training, the merged weights are frozen.
+        """
+        if self.lora_cfg is None:
+            print_log(
+                'HFCausalLM.merge_lora: no LoRA to merge', logger='current')
+            return
+        self.model = self.model.merge_and_unload()
+        self.lora_cfg = None
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+        self._set_trainable(self.trainable)
+
+    # --------------------------------------------------------------- forward
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings: LongTensor[B, L] -> Tensor[B, L, C]."""
+        return self.model.get_input_embeddings()(input_ids)
+
+    @staticmethod
+    def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+        """Positions that count only attended tokens (left or right padding).
+
+        ``attention_mask`` [B, L] -> LongTensor [B, L]; padded positions get 1
+        (any valid index, they are never attended).
+        """
+        position_ids = attention_mask.long().cumsum(-1) - 1
+        return position_ids.masked_fill(attention_mask == 0, 1)
+
+    def forward(self,
+                inputs_embeds: torch.Tensor,
+                attention_mask: Optional[torch.Tensor] = None,
+                labels: Optional[torch.Tensor] = None,
+                past_key_values=None,
+                use_cache: bool = False,
+                output_hidden_states: bool = False,
+                position_ids: Optional[torch.Tensor] = None,
+                logits_to_keep: int = 0):
+        """Run the LM on embeddings.
+
+        Args:
+            inputs_embeds: Tensor[B, L, C].
+            attention_mask: [B, L_past + L] (1 = token, 0 = padding).
+            labels: LongTensor[B, L], -100 where ignored; HF shifts them, so
+                ``loss`` is the next-token cross-entropy.
+            past_key_values: a HF cache (``DynamicCache``) or None.
+            use_cache: return the updated cache.
+            output_hidden_states: return every layer's hidden states;
+                ``hidden_states[-1]`` is the final-norm output the LM head
+                reads.
+            position_ids: [B, L]; computed from ``attention_mask`` (last L
+                columns) when omitted, which makes left padding correct.
+            logits_to_keep: compute logits only for the last k positions
+                (0 = all).
+
+        Returns:
+            The HF ``CausalLMOutputWithPast`` (``loss``, ``logits`` [B, L, V],
+            ``past_key_values``, ``hidden_states``).
+        """
+        if position_ids is None and attention_mask is not None:
+            length = inputs_embeds.shape[1]
+            position_ids = self.position_ids_from_mask(
+                attention_mask)[:, -length:]
+        return self.model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            labels=labels,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            logits_to_keep=logits_to_keep,
+            return_dict=True)

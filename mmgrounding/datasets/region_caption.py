@@ -1,0 +1,157 @@
+"""Region-level captioning: MDETR RefCOCOg and Visual Genome (GLaMM)."""
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
+
+import mmengine
+
+from mmgrounding.registry import DATASETS
+from .base_grounding import BaseGroundingDataset, RecordFn
+from .utils import (IMAGE_TOKEN, RecordError, index_coco, seeded_rng,
+                    xywh_to_xyxy)
+
+#: The instruction of GLaMM's region-caption evaluation
+#: (eval/region_captioning/infer.py); ``<region>`` marks the placeholder.
+REGION_EVAL_QUESTION = ('Can you provide me with a detailed description of '
+                        'the region in the picture marked by <region>?')
+REGION_QUESTIONS = (
+    REGION_EVAL_QUESTION,
+    'Please describe the region <region> of the image in detail.',
+    'What is in the region <region>? Describe it.',
+)
+
+#: format -> split -> default file.
+REGION_FILES = {
+    'refcocog': {
+        'train': 'mdetr_annotations/finetune_refcocog_train.json',
+        'val': 'mdetr_annotations/finetune_refcocog_val_captions.json',
+    },
+    'vg': {
+        'train': 'train.json',
+        'test': 'test_caption.json'
+    },
+}
+
+
+@DATASETS.register_module()
+class RegionCaptionDataset(BaseGroundingDataset):
+    """``<bbox>`` prompt -> caption of that region (task
+    ``'region_caption'``).
+
+    Reads COCO-style files: the caption of a box is its annotation's
+    ``caption`` (Visual Genome ``train.json``, the evaluators' files) or,
+    failing that, its image entry's ``caption`` (MDETR
+    ``finetune_refcocog_*.json``: one image entry per referring sentence).
+
+    * ``one_per_region=False`` (training): one record per image entry, up to
+      ``max_regions_per_image`` boxes (drawn with the seeded generator) as a
+      multi-turn chat, one question with one placeholder per box.
+    * ``one_per_region=True`` (evaluation): one record per annotation;
+      ``img_id`` is the image entry id, which is what the official evaluator
+      matches predictions on (``*_captions.json`` / ``test_caption.json``
+      have annotation id == image id).
+
+    ``regions`` hold the xyxy boxes, ``instances`` the same boxes (no masks),
+    ``gt_captions`` the reference captions.
+
+    Args:
+        format (str): ``'refcocog'`` or ``'vg'`` (only picks default files
+            and the ``source`` name; both shapes are read by both).
+        split (str): A split of that format.
+        region_token (str): Placeholder written in the question (``<bbox>``
+            for GLaMM; the record names it in ``region_token``).
+        question_templates (Sequence[str]): Prompts containing
+            ``<region>``; evaluation uses the first.
+    """
+
+    TASKS = ('region_caption', )
+    DEFAULT_TASK = 'region_caption'
+
+    def __init__(self,
+                 *args,
+                 format: str = 'refcocog',
+                 split: str = 'train',
+                 one_per_region: bool = False,
+                 max_regions_per_image: Optional[int] = 10,
+                 region_token: str = '<bbox>',
+                 question_templates: Sequence[str] = REGION_QUESTIONS,
+                 **kwargs) -> None:
+        if format not in REGION_FILES:
+            raise ValueError(f'RegionCaptionDataset: unknown format '
+                             f'{format!r}; expected {list(REGION_FILES)}')
+        if split not in REGION_FILES[format]:
+            raise ValueError(
+                f'RegionCaptionDataset: unknown split {split!r} for format '
+                f'{format!r}; expected one of {list(REGION_FILES[format])}')
+        self.format = format
+        self.SOURCE = f'region_caption_{format}'
+        self.one_per_region = one_per_region
+        self.max_regions_per_image = max_regions_per_image
+        self.region_token = region_token
+        self.question_templates = tuple(question_templates)
+        if not kwargs.get('ann_file'):
+            kwargs['ann_file'] = REGION_FILES[format][split]
+        super().__init__(*args, split=split, **kwargs)
+
+    def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:
+        images, anns = index_coco(
+            mmengine.load(self.ann_file, file_format='json'))
+        for image in images:
+            image_anns = [
+                a for a in anns.get(image.get('id'), [])
+                if not a.get('ignore', False)
+            ]
+            if self.one_per_region:
+                for ann in image_anns:
+                    yield (image.get('id'), ann.get('id')), (
+                        lambda im=image, a=ann: [self._parse(im, [a], True)])
+            else:
+                yield image.get('id'), (
+                    lambda im=image, a=image_anns: [self._parse(im, a, False)])
+
+    def _parse(self, image: dict, anns: List[dict], evaluation: bool) -> dict:
+        path = self.img_path(image['file_name'])
+        height, width = self.image_size(path, image.get('height'),
+                                        image.get('width'))
+        rng = seeded_rng(self.seed, 'region', image.get('id'),
+                         anns[0].get('id') if evaluation and anns else None)
+        if not evaluation and self.max_regions_per_image is not None \
+                and len(anns) > self.max_regions_per_image:
+            keep = sorted(
+                rng.choice(
+                    len(anns), self.max_regions_per_image, replace=False))
+            anns = [anns[i] for i in keep]
+        conversations, regions, instances, captions = [], [], [], []
+        for k, ann in enumerate(anns):
+            caption = ann.get('caption', image.get('caption'))
+            if not isinstance(caption, str) or not caption.strip():
+                raise RecordError(
+                    'caption', f'no caption for annotation {ann.get("id")}')
+            caption = caption.strip()
+            bbox = xywh_to_xyxy(ann['bbox'])
+            if evaluation:
+                template = self.question_templates[0]
+            else:
+                template = self.choose(rng, self.question_templates)
+            question = template.replace('<region>', self.region_token)
+            if k == 0:
+                question = f'{IMAGE_TOKEN}\n{question}'
+            conversations += [self.user(question), self.assistant(caption)]
+            instances.append(
+                dict(bbox=bbox, mask=None, ann_id=ann.get('id'),
+                     category='object'))
+            regions.append(dict(instance_id=k, bbox=list(bbox)))
+            captions.append(caption)
+        if not conversations:
+            conversations = [self.user(IMAGE_TOKEN)]
+        record = dict(
+            img_path=path,
+            img_id=image.get('id'),
+            height=height,
+            width=width,
+            conversations=conversations,
+            regions=regions,
+            instances=instances,
+            region_token=self.region_token,
+            gt_captions=captions)
+        if evaluation and anns:
+            record['region_id'] = anns[0].get('id')
+        return record

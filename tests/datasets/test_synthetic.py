@@ -1,0 +1,308 @@
+"""Tests of the synthetic grounding world generator and its tiny tokenizer."""
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+from mmgrounding.datasets.synthetic import SPECIAL_TOKENS, generate_world  # noqa: E402
+from mmgrounding.datasets.synthetic.language import (  # noqa: E402
+    resolve, vocabulary_corpus, world_words)
+from mmgrounding.datasets.synthetic.writers import PickleListWriter  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+SCRIPT = os.path.join(ROOT, 'tools', 'dataset_converters', 'make_synthetic.py')
+N = 40
+
+
+def _files(root):
+    out = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            with open(p, 'rb') as f:
+                out[os.path.relpath(p, root)] = f.read()
+    return out
+
+
+@pytest.fixture(scope='module')
+def worlds(tmp_path_factory):
+    base = tmp_path_factory.mktemp('synthetic')
+    paths = {}
+    for name, seed in (('a', 0), ('b', 0), ('c', 1)):
+        paths[name] = str(base / name)
+        generate_world(paths[name], num_images=N, seed=seed, preview=2 if name == 'a' else 0,
+                       with_tokenizer=name != 'c', log=lambda *a: None)
+    return paths
+
+
+@pytest.fixture(scope='module')
+def world(worlds):
+    return worlds['a']
+
+
+def _load(world, *rel):
+    with open(os.path.join(world, 'annotations', *rel)) as f:
+        return json.load(f)
+
+
+def test_same_seed_same_bytes_different_seed_differs(worlds):
+    a, b, c = (_files(worlds[k]) for k in 'abc')
+    a.pop('preview.png')
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name] == b[name], f'{name} differs between two runs with seed 0'
+    for name in ('annotations/instances.json', 'annotations/refs(unc).p',
+                 'images/000000000001.png', 'annotations/gcg/GranDf_HA_GCG_train.json'):
+        assert a[name] != c[name], f'{name} is identical for seeds 0 and 1'
+    assert not any(n.endswith('.part') for n in a), 'temporary files left behind'
+
+
+def test_instances_masks_match_boxes(world):
+    coco = COCO(os.path.join(world, 'annotations', 'instances.json'))
+    assert len(coco.imgs) == N
+    assert sorted(c['name'] for c in coco.cats.values()) == ['circle', 'square', 'triangle']
+    kinds = set()
+    for ann in coco.anns.values():
+        m = coco.annToMask(ann)
+        ys, xs = np.nonzero(m)
+        assert m.sum() == ann['area'] > 0
+        x, y, w, h = ann['bbox']
+        assert abs(xs.min() - x) <= 1 and abs(ys.min() - y) <= 1
+        assert abs(xs.max() + 1 - (x + w)) <= 1 and abs(ys.max() + 1 - (y + h)) <= 1
+        kinds.add(type(ann['segmentation']).__name__)
+    # unoccluded shapes are polygons, occluded ones RLE: both must occur
+    assert kinds == {'list', 'dict'}
+    # the pixels of a mask carry one colour, the visible shape's
+    from PIL import Image
+    ann = next(iter(coco.anns.values()))
+    name = coco.imgs[ann['image_id']]['file_name']
+    img = np.asarray(Image.open(os.path.join(world, 'images', name)))
+    assert img.shape == (128, 128, 3)
+    colors = np.unique(img[coco.annToMask(ann).astype(bool)], axis=0)
+    assert len(colors) == 1
+
+
+def test_refcoco_splits_load_with_mmdet(world):
+    from mmdet.datasets import RefCocoDataset
+    with open(os.path.join(world, 'annotations', 'refs(unc).p'), 'rb') as f:
+        refs = pickle.load(f)
+    coco = COCO(os.path.join(world, 'annotations', 'instances.json'))
+    sizes = {}
+    for split in ('train', 'val', 'testA', 'testB'):
+        ds = RefCocoDataset(data_root=world, ann_file='annotations/instances.json',
+                            split_file='annotations/refs(unc).p', split=split,
+                            data_prefix=dict(img_path='images/'), pipeline=[],
+                            text_mode='original')
+        sizes[split] = len(ds)
+        item = ds[0]
+        assert os.path.isfile(item['img_path'])
+        assert len(item['instances']) == len(item['text']) > 0
+    assert sizes == {'train': 32, 'val': 4, 'testA': 2, 'testB': 2}
+    # every expression picks out exactly its referent, and is unique in its image
+    per_image = {}
+    kinds = set()
+    for ref in refs:
+        anns = coco.imgToAnns[ref['image_id']]
+        for s in ref['sentences']:
+            kinds.add(s['type'])
+            per_image.setdefault(ref['image_id'], []).append(s['sent'])
+            assert not s['sent'].startswith('the ')
+            assert s['tokens'] == s['sent'].split()
+    assert kinds == {'attribute', 'spatial'}
+    for sents in per_image.values():
+        assert len(sents) == len(set(sents))
+
+
+def test_expressions_resolve_to_their_referent(world):
+    """Re-derive the objects from instances.json attributes and check every
+    expression denotes its referent only (independently of the generator)."""
+    from mmgrounding.datasets.synthetic.scene import Shape
+    coco = COCO(os.path.join(world, 'annotations', 'instances.json'))
+    with open(os.path.join(world, 'annotations', 'refs(unc).p'), 'rb') as f:
+        refs = pickle.load(f)
+    n = 0
+    for ref in refs:
+        anns = coco.imgToAnns[ref['image_id']]
+        objs = []
+        for a in anns:
+            m = coco.annToMask(a).astype(bool)
+            at = a['attributes']
+            objs.append(Shape(at['shape'], at['color'], at['size'], [], m, m))
+        target = [a['id'] for a in anns].index(ref['ann_id'])
+        for s in ref['sentences']:
+            assert resolve(s['sent'], objs, 128) == [target], s['sent']
+            n += 1
+    assert n > N
+
+
+def test_gcg_files(world):
+    train = _load(world, 'gcg', 'GranDf_HA_GCG_train.json')
+    assert len(train) == 32
+    for rec in train:
+        assert set(rec) >= {'file_name', 'caption', 'groundings'}
+        starts = [g['token_positives'][0] for g in rec['groundings'].values()]
+        assert starts == sorted(starts)
+        for phrase, g in rec['groundings'].items():
+            s, e = g['token_positives']
+            assert rec['caption'][s:e] == phrase
+            assert len(g['rle_masks']) == len(g['ann_ids']) >= 1
+            for rle in g['rle_masks']:
+                assert mask_utils.decode(rle).sum() > 0
+    assert any(len(g['rle_masks']) > 1 for r in train for g in r['groundings'].values())
+    mask_gt = COCO(os.path.join(world, 'annotations', 'gcg', 'val_gcg_coco_mask_gt.json'))
+    cap = _load(world, 'gcg', 'val_gcg_coco_caption_gt.json')
+    assert len(cap['images']) == 4
+    for c in cap['annotations']:
+        assert isinstance(c['image_id'], str)
+        anns = [a for a in mask_gt.anns.values() if a['image_id'] == c['image_id']]
+        assert len(anns) == len(c['labels']) > 0  # one mask per phrase
+        for label in c['labels']:
+            assert label in c['caption']
+        for a in anns:
+            assert a['category_id'] == 1 and isinstance(a['segmentation']['counts'], str)
+
+
+def test_gcg_ground_truth_works_with_coco_eval(world, capsys):
+    """The official evaluator's calls: loadRes + COCOeval('segm', catIds=[1])
+    on string image ids; the ground truth as prediction scores AP50 = 1."""
+    from pycocotools.cocoeval import COCOeval
+    gt = COCO(os.path.join(world, 'annotations', 'gcg', 'val_gcg_coco_mask_gt.json'))
+    preds = [{'image_id': a['image_id'], 'category_id': 1, 'segmentation': a['segmentation'],
+              'score': 1.0} for a in gt.anns.values()]
+    ev = COCOeval(gt, gt.loadRes(preds), 'segm')
+    ev.params.catIds = [1]
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[1] == pytest.approx(1.0)
+    cap = COCO(os.path.join(world, 'annotations', 'gcg', 'val_gcg_coco_caption_gt.json'))
+    res = cap.loadRes([{'image_id': a['image_id'], 'caption': a['caption'], 'labels': a['labels']}
+                       for a in cap.anns.values()])
+    assert sorted(res.getImgIds()) == sorted(cap.getImgIds())
+
+
+def test_gvc_files(world):
+    instances = _load(world, 'instances.json')
+    ann_ids = {a['id']: a['image_id'] for a in instances['annotations']}
+    for split, n in (('train', 32), ('val', 4)):
+        gvc = _load(world, 'llava_g', f'grounded_visual_chat_data_{split}.json')
+        assert len(gvc) == n
+        for rec in gvc:
+            text = ''.join(c['value'] for c in rec['conversations'])
+            assert text.count('<seg>') == len(rec['gd_ls']) > 0
+            assert len(re.findall(r'<g_s> [^<]+ <g_e> <seg>', text)) == len(rec['gd_ls'])
+            assert rec['conversations'][0]['value'].startswith('<image>\n')
+            assert '(with grounding)' in rec['conversations'][0]['value']
+            assert [c['from'] for c in rec['conversations']][:2] == ['human', 'gpt']
+            for ids in rec['gd_ls']:
+                assert all(ann_ids[i] == int(rec['id']) for i in ids)
+        gvcr = _load(world, 'llava_g', f'llava_instruct_visual_prompt_{split}.json')
+        for rec in gvcr:
+            q = ''.join(c['value'] for c in rec['conversations'] if c['from'] == 'human')
+            assert q.count('<obj>') == len(rec['q_gd_ls']) > 0
+            assert all(ann_ids[i] == int(rec['id']) for ids in rec['q_gd_ls'] for i in ids)
+        inst = _load(world, 'llava_g', f'grounding_{split}_instruct.json')
+        for rec in inst:
+            assert rec['conversations'][0]['value'].count('<obj>') == 1
+            assert isinstance(rec['conversations'][1]['value'], list)
+
+
+def test_region_caption_and_flickr_files(world):
+    from mmdet.datasets import Flickr30kDataset
+    cap = COCO(os.path.join(world, 'annotations', 'region_caption',
+                            'finetune_refcocog_val_captions.json'))
+    for img_id in cap.imgs:  # GLaMM RegionCapDDP reads anns[image_id]
+        assert cap.anns[img_id]['caption'] and len(cap.anns[img_id]['bbox']) == 4
+    train = _load(world, 'region_caption', 'finetune_refcocog_train.json')
+    assert len(train['images']) == len(train['annotations']) > 0
+    vg = COCO(os.path.join(world, 'annotations', 'region_caption', 'vg_test_caption.json'))
+    assert all(vg.anns[i]['caption'] for i in vg.imgs)
+    for split in ('train', 'val'):
+        ds = Flickr30kDataset(data_root=world,
+                              ann_file=f'annotations/flickr/final_flickr_separateGT_{split}.json',
+                              data_prefix=dict(img='images/'), pipeline=[])
+        assert len(ds) == 2 * (32 if split == 'train' else 4)
+        for i in range(len(ds)):
+            item = ds[i]
+            assert len(item['phrase_ids']) == len(item['instances'])
+            assert max(item['phrase_ids']) + 1 == len(item['phrases'])
+            for ph, spans in zip(item['phrases'], item['tokens_positive']):
+                assert item['text'][spans[0][0]:spans[0][1]] == ph
+
+
+def test_tokenizer(world):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(os.path.join(world, 'tokenizer'))
+    assert tok.is_fast and 300 < len(tok) < 2100
+    assert (tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token) == (
+        '<s>', '</s>', '<pad>', '<unk>')
+    ids = set()
+    for t in SPECIAL_TOKENS:
+        enc = tok(t, add_special_tokens=False).input_ids
+        assert enc == [tok.convert_tokens_to_ids(t)], t
+        ids.add(enc[0])
+    assert len(ids) == len(SPECIAL_TOKENS)
+    # world words are single tokens, after a space and at the start
+    for w in world_words(vocabulary_corpus()):
+        for form in (w, ' ' + w, w[0].upper() + w[1:], ' ' + w[0].upper() + w[1:]):
+            assert len(tok(form, add_special_tokens=False).input_ids) == 1, form
+    texts = [r['caption'] for r in _load(world, 'gcg', 'GranDf_HA_GCG_train.json')]
+    texts += [c['value'] for r in _load(world, 'llava_g', 'grounded_visual_chat_data_train.json')
+              for c in r['conversations']]
+    texts += ['ünïcødé 😀 and tabs\tand\nnew lines', 'USER: <image> ASSISTANT: It is [SEG].</s>']
+    for t in texts:
+        enc = tok(t, add_special_tokens=False)
+        assert tok.decode(enc.input_ids) == t
+    enc = tok('A small red circle', return_offsets_mapping=True)
+    assert enc.input_ids[0] == tok.bos_token_id and enc.input_ids[-1] != tok.eos_token_id
+    assert enc.offset_mapping[-1] == (11, 18)
+
+
+def test_preview_written(world):
+    assert os.path.getsize(os.path.join(world, 'preview.png')) > 1000
+
+
+def test_pickle_list_writer_roundtrip(tmp_path):
+    items = [{'a': i, 's': 'x' * (i % 3), 'l': [{'k': 'v'}] * 2} for i in range(2503)]
+    w = PickleListWriter(str(tmp_path / 'x.p'))
+    for it in items:
+        w.add(it)
+    w.close()
+    with open(tmp_path / 'x.p', 'rb') as f:
+        assert pickle.load(f) == items
+    w = PickleListWriter(str(tmp_path / 'empty.p'))
+    w.close()
+    with open(tmp_path / 'empty.p', 'rb') as f:
+        assert pickle.load(f) == []
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--num-images', '0'], 'must be >= 1'),
+    (['--num-images', 'many'], 'expected an integer'),
+    (['--image-size', '0'], 'must be >= 32'),
+    (['--bogus'], 'unrecognized arguments'),
+    (['--out', SCRIPT], 'is not a directory'),
+])
+def test_bad_cli_arguments(args, message):
+    out = subprocess.run([sys.executable, SCRIPT] + args, capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert out.returncode != 0
+    assert message in out.stderr
+
+
+def test_api_rejects_bad_values(tmp_path):
+    with pytest.raises(ValueError, match='num_images'):
+        generate_world(str(tmp_path / 'w'), num_images=0)
+    f = tmp_path / 'file'
+    f.write_text('x')
+    with pytest.raises(ValueError, match='not a directory'):
+        generate_world(str(f), num_images=1)

@@ -1,0 +1,107 @@
+# GLaMM-GCG: fine-tune GranD-pretrained GLaMM for grounded conversation
+# generation (official scripts/finetune_glamm_gcg.sh): RefCOCOg-GCG, PSG-GCG,
+# Flickr-GCG and GranDf with sample rates 3:3:3:1 (docs/training.md), 10
+# epochs x 500 optimizer steps of 160 samples; validation on GranDf val with
+# the official GCG metrics (METEOR, CIDEr, AP50, mIoU, recall).
+_base_ = [
+    '../_base_/models/glamm_vicuna7b_clipl336_sam-h.py',
+    '../_base_/datasets/glamm_pipelines.py',
+    '../_base_/schedules/glamm_adamw.py',
+    '../_base_/default_runtime.py',
+]
+# start from the GranD-pretrained model (a checkpoint of this project, or the
+# official one converted with tools/model_converters/glamm_to_mmgrounding.py)
+load_from = 'checkpoints/glamm_grand_pretrained_mmgrounding.pth'
+
+grandf_root = 'data/GranDf/'
+optimizer_steps = 10 * 500
+max_iters = optimizer_steps * 10  # x accumulative_counts
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
+         end=100 * 10),
+    dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=False,
+         begin=100 * 10, end=max_iters)
+]
+
+gcg_sources = [
+    dict(
+        type='GCGDataset',
+        format='refcocog',
+        data_root=grandf_root,
+        ann_file='annotations/train/RefCOCOg_GCG_train.json',
+        data_prefix=dict(img_path='../coco_2014/train2014/'),
+        pipeline={{_base_.glamm_train_pipeline}}),
+    dict(
+        type='GCGDataset',
+        format='psg',
+        data_root=grandf_root,
+        ann_file='annotations/train/OpenPsgGCG_train.json',
+        data_prefix=dict(img_path='../coco_2017/'),
+        pipeline={{_base_.glamm_train_pipeline}}),
+    dict(
+        type='GCGDataset',
+        format='flickr',
+        data_root=grandf_root,
+        ann_file='annotations/train/flickr_mergedGT_GCG_train.json',
+        data_prefix=dict(img_path='../flikcr_30k/train/'),
+        pipeline={{_base_.glamm_train_pipeline}}),
+    dict(
+        type='GCGDataset',
+        format='grandf',
+        data_root=grandf_root,
+        ann_file='annotations/train/GranDf_HA_GCG_train.json',
+        data_prefix=dict(img_path='GranDf_HA_images/train/'),
+        pipeline={{_base_.glamm_train_pipeline}}),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(
+        type='MultiSourceSampler', batch_size=2, source_ratio=[3, 3, 3, 1]),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(type='ConcatDataset', datasets=gcg_sources))
+
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(
+        type='GCGDataset',
+        format='eval',
+        split='val',
+        data_root=grandf_root,
+        ann_file='annotations/val_test/val_gcg_coco_caption_gt.json',
+        data_prefix=dict(img_path='GranDf_HA_images/val_test/'),
+        test_mode=True,
+        pipeline={{_base_.glamm_test_pipeline}}))
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(
+        type='GCGDataset',
+        format='eval',
+        split='test',
+        data_root=grandf_root,
+        ann_file='annotations/val_test/test_gcg_coco_caption_gt.json',
+        data_prefix=dict(img_path='GranDf_HA_images/val_test/'),
+        test_mode=True,
+        pipeline={{_base_.glamm_test_pipeline}}))
+# recall uses a text encoder: the official one is bert-base-uncased
+# (mean-pooled), from a local directory; the default is the offline MiniLM
+val_evaluator = dict(
+    type='GCGMetric',
+    text_encoder=dict(type='HFTextEncoder'))
+test_evaluator = val_evaluator
+log_processor = dict(by_epoch=False)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000))

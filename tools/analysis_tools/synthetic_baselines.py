@@ -82,10 +82,11 @@ def evaluate_baselines(data_root: str, split: str = 'val') -> Dict[str, dict]:
 
 
 def format_table(scores: Dict[str, dict]) -> str:
+    """Markdown table, scores x 100 like the metrics' own tables."""
     rows = ['| baseline | gIoU | cIoU | expressions |', '|---|---|---|---|']
     for name, s in scores.items():
-        rows.append(f"| {name} | {s['gIoU']:.3f} | {s['cIoU']:.3f} | "
-                    f"{s['num_expressions']} |")
+        rows.append(f"| {name} | {100 * s['gIoU']:.2f} | "
+                    f"{100 * s['cIoU']:.2f} | {s['num_expressions']} |")
     return '\n'.join(rows)
 
 

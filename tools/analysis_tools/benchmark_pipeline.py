@@ -7,7 +7,11 @@ Runs in this process (no workers), so the numbers are per CPU core.
 
 Usage:
     python tools/analysis_tools/benchmark_pipeline.py CONFIG [--num 50] \
-        [--split train] [--warmup 3]
+        [--split train | --dataset-key NAME] [--warmup 3]
+
+``--dataset-key`` picks a dataset dict of the config by name, as in
+browse_dataset.py (e.g. ``configs/_base_/datasets/synthetic_sources.py
+--dataset-key gvc_llava_g``).
 """
 import argparse
 import copy
@@ -25,6 +29,9 @@ def parse_args():
                         help='samples run first and not timed')
     parser.add_argument('--split', default='train',
                         choices=['train', 'val', 'test'])
+    parser.add_argument('--dataset-key', default=None,
+                        help='benchmark the dataset dict cfg.<KEY> instead '
+                        '(dotted path); overrides --split')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -40,6 +47,16 @@ def leaf_datasets(dataset):
         yield dataset
 
 
+def spread(num: int, size: int) -> list:
+    """``num`` indices spread evenly over ``range(size)`` (cycling when
+    ``num > size``), so that every source of a concatenated dataset and
+    records from its whole length are timed, not only its first records."""
+    if size < 1:
+        raise ValueError('the dataset is empty')
+    return [(k * size) // num % size if num <= size else k % size
+            for k in range(num)]
+
+
 def time_transforms(dataset, num: int, warmup: int) -> OrderedDict:
     """Seconds spent in each transform over ``num`` samples of one
     dataset (keys: ``'<idx>:<TransformName>'``)."""
@@ -47,9 +64,9 @@ def time_transforms(dataset, num: int, warmup: int) -> OrderedDict:
     transforms = list(getattr(dataset.pipeline, 'transforms', []))
     for k, t in enumerate(transforms):
         totals[f'{k}:{type(t).__name__}'] = 0.0
-    n = num + warmup  # indices cycle over small datasets
-    for i in range(n):
-        results = copy.deepcopy(dataset.get_data_info(i % len(dataset)))
+    indices = spread(num + warmup, len(dataset))
+    for i, idx in enumerate(indices):
+        results = copy.deepcopy(dataset.get_data_info(idx))
         for k, t in enumerate(transforms):
             start = time.perf_counter()
             results = t(results)
@@ -69,7 +86,7 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    dataset = build_dataset(cfg, args.split)
+    dataset = build_dataset(cfg, args.split, args.dataset_key)
     rows = []
     for d in leaf_datasets(dataset):
         totals, n = time_transforms(d, args.num, args.warmup)
@@ -77,12 +94,12 @@ def main():
         for key, sec in totals.items():
             rows.append((name, key, sec, n))
     # whole pipeline through the (possibly concatenated) dataset
-    size = len(dataset)
-    for i in range(args.warmup):
-        dataset[i % size]
+    indices = spread(args.warmup + args.num, len(dataset))
+    for idx in indices[:args.warmup]:
+        dataset[idx]
     start = time.perf_counter()
-    for i in range(args.warmup, args.warmup + args.num):
-        dataset[i % size]
+    for idx in indices[args.warmup:]:
+        dataset[idx]
     total = time.perf_counter() - start
     timed = args.num
 

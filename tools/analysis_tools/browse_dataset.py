@@ -8,13 +8,22 @@ Ground truth is read from the packed ``DetDataSample`` (``gt_instances``,
 dataset record. A pipeline without ``PackGroundingInputs`` is drawn from the
 record itself (masks decoded with pycocotools).
 
+Which dataset: by default ``cfg.<split>_dataloader.dataset`` (as mmdet's
+browse_dataset); with ``--dataset-key NAME`` the dataset dict ``cfg.NAME``
+(a dotted path such as ``train_dataloader.dataset.datasets.1`` also works),
+so a dataset-only base config such as
+``configs/_base_/datasets/synthetic_sources.py`` can be browsed source by
+source.
+
 Usage:
     python tools/analysis_tools/browse_dataset.py CONFIG --output-dir DIR \
-        [--num 10] [--split train] [--cfg-options k=v ...]
+        [--num 10] [--split train | --dataset-key NAME] \
+        [--cfg-options k=v ...]
 """
 import argparse
 import os
 import os.path as osp
+import re
 import textwrap
 from typing import List, Optional, Sequence, Tuple
 
@@ -33,7 +42,7 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48),
 TEXT_COLOR = (0.16, 0.16, 0.16)
 
 
-def parse_args():
+def parse_args(argv: Optional[Sequence[str]] = None):
     parser = argparse.ArgumentParser(description='Browse a dataset')
     parser.add_argument('config', help='config file')
     parser.add_argument('--output-dir', required=True, help='PNG folder')
@@ -42,9 +51,13 @@ def parse_args():
         '--split', default='train', choices=['train', 'val', 'test'],
         help='which <split>_dataloader.dataset to browse')
     parser.add_argument(
+        '--dataset-key', default=None,
+        help='browse the dataset dict cfg.<KEY> instead (dotted path, '
+        'e.g. gvc_llava_g); overrides --split')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def colour(k: int) -> Tuple[float, float, float]:
@@ -52,17 +65,44 @@ def colour(k: int) -> Tuple[float, float, float]:
     return r / 255, g / 255, b / 255
 
 
-def build_dataset(cfg: Config, split: str):
-    """Build ``cfg.<split>_dataloader.dataset`` in the config's scope."""
+def dataset_cfg(cfg: Config, split: str = 'train',
+                dataset_key: Optional[str] = None) -> dict:
+    """The dataset dict to build: ``cfg.<dataset_key>`` (dotted path; list
+    items by index) or ``cfg.<split>_dataloader.dataset``."""
+    if dataset_key is None:
+        key = f'{split}_dataloader'
+        if key not in cfg:
+            raise KeyError(f'{cfg.filename} has no {key}; pass '
+                           '--dataset-key to pick a dataset dict')
+        return cfg[key].dataset
+    node, path = cfg, []
+    for part in dataset_key.split('.'):
+        path.append(part)
+        try:
+            node = node[int(part)] if isinstance(node, (list, tuple)) \
+                else node[part]
+        except (KeyError, IndexError, ValueError):
+            names = sorted(k for k, v in cfg.items()
+                           if isinstance(v, dict) and 'type' in v)
+            raise KeyError(
+                f'{cfg.filename} has no {".".join(path)!r}; dataset dicts at '
+                f'the top level: {names}') from None
+    if not isinstance(node, dict) or 'type' not in node:
+        raise TypeError(f'{dataset_key!r} in {cfg.filename} is not a '
+                        f'dataset dict (a dict with "type")')
+    return node
+
+
+def build_dataset(cfg: Config, split: str = 'train',
+                  dataset_key: Optional[str] = None):
+    """Build the dataset chosen by :func:`dataset_cfg` in the config's
+    scope."""
     import mmdet.datasets  # noqa: F401  (mmdet transforms)
 
     import mmgrounding.datasets  # noqa: F401
     from mmgrounding.registry import DATASETS
     init_default_scope(cfg.get('default_scope', 'mmgrounding'))
-    key = f'{split}_dataloader'
-    if key not in cfg:
-        raise KeyError(f'{cfg.filename} has no {key}')
-    return DATASETS.build(cfg[key].dataset)
+    return DATASETS.build(dataset_cfg(cfg, split, dataset_key))
 
 
 def record_of(dataset, idx: int) -> dict:
@@ -121,11 +161,15 @@ def draw_segments(ax, segments, width: int = 72) -> None:
             if n:
                 lines.append([])
                 used = 0
-            for word in part.split(' '):
-                piece = word if used == 0 else ' ' + word
-                if used and used + len(piece) > width:
+            # words and the spaces between them, kept as written (segments
+            # split mid-sentence must not gain or lose spaces)
+            for piece in re.findall(r'\S+|\s+', part):
+                if piece.isspace():
+                    if used == 0:
+                        continue  # no leading spaces on a wrapped line
+                elif used and used + len(piece) > width:
                     lines.append([])
-                    used, piece = 0, word
+                    used = 0
                 line = lines[-1]
                 if line and line[-1][1] == col:
                     line[-1] = (line[-1][0] + piece, col)
@@ -245,15 +289,16 @@ def render(out_file: str, image: np.ndarray, masks: np.ndarray,
     plt.close(fig)
 
 
-def main():
-    args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    dataset = build_dataset(cfg, args.split)
-    os.makedirs(args.output_dir, exist_ok=True)
-    num = min(args.num, len(dataset))
-    bar = ProgressBar(num)
+def browse(cfg: Config, output_dir: str, num: int = 10, split: str = 'train',
+           dataset_key: Optional[str] = None,
+           progress: bool = True) -> List[str]:
+    """Render the first ``num`` samples of the chosen dataset to
+    ``output_dir/{idx:05d}_{img_id}.png``; returns the file paths."""
+    dataset = build_dataset(cfg, split, dataset_key)
+    os.makedirs(output_dir, exist_ok=True)
+    num = min(num, len(dataset))
+    bar = ProgressBar(num) if progress else None
+    files = []
     for idx in range(num):
         out = dataset[idx]
         record = record_of(dataset, idx)
@@ -266,10 +311,21 @@ def main():
             f'{record.get("source")} | {record.get("task")} | '
             f'img_id={record.get("img_id")}', 80)
         name = f'{idx:05d}_{str(record.get("img_id")).replace("/", "_")}.png'
-        render(osp.join(args.output_dir, name), image, masks, boxes, regions,
-               segments, title)
-        bar.update()
-    print(f'\nsaved {num} images to {args.output_dir}')
+        files.append(osp.join(output_dir, name))
+        render(files[-1], image, masks, boxes, regions, segments, title)
+        if bar is not None:
+            bar.update()
+    return files
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    files = browse(cfg, args.output_dir, args.num, args.split,
+                   args.dataset_key)
+    print(f'\nsaved {len(files)} images to {args.output_dir}')
 
 
 if __name__ == '__main__':

@@ -1,10 +1,26 @@
 """Checkpoint only what trains: LoRA adapters, new token rows, heads."""
-from typing import Dict, Set
+from typing import Dict, List, Set
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmgrounding.registry import HOOKS
+
+
+def pretrained_prefixes(model) -> List[str]:
+    """State-dict prefixes of submodules loaded by ``from_pretrained``.
+
+    A transformers model built from a local directory records it in
+    ``name_or_path``; one built from a config (tiny random models) does not,
+    so its frozen weights exist nowhere but in our checkpoint.
+    """
+    from transformers import PreTrainedModel
+    prefixes = []
+    for name, module in model.named_modules():
+        if isinstance(module, PreTrainedModel) and getattr(
+                module, 'name_or_path', ''):
+            prefixes.append(f'{name}.' if name else '')
+    return prefixes
 
 
 def trainable_state_keys(model) -> Set[str]:
@@ -34,7 +50,10 @@ class TrainableWeightsCheckpointHook(Hook):
     A 7B GLaMM checkpoint is ~15 GB, but only ~1 GB trains (LoRA, embeddings,
     lm_head, mask decoder, projections); the frozen parts come back from their
     pretrained directories when the model is built, so ``load_from`` and
-    ``--resume`` still restore the full model (loading is non-strict).
+    ``--resume`` still restore the full model (loading is non-strict). Only
+    frozen tensors of submodules loaded from a directory are dropped: frozen
+    weights of randomly initialised parts (tiny models, SAM's random Fourier
+    matrix built from a config) are kept, they cannot be restored otherwise.
     """
 
     priority = 'LOW'
@@ -43,8 +62,12 @@ class TrainableWeightsCheckpointHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         keep = trainable_state_keys(model)
+        restorable = tuple(pretrained_prefixes(model))
         state = checkpoint['state_dict']
-        dropped = [k for k in state if k not in keep]
+        dropped = [
+            k for k in state
+            if k not in keep and restorable and k.startswith(restorable)
+        ]
         for key in dropped:
             del state[key]
         checkpoint.setdefault('meta', {})['trainable_only'] = True

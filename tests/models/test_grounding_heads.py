@@ -112,6 +112,21 @@ def test_predict_batch_and_empty_prompts():
     assert [o.shape for o in out] == [(2, 30, 40), (0, 80, 25)]
 
 
+def test_batched_predict_equals_per_image_calls():
+    head = _head().eval()
+    embs = head.image_embeddings(torch.randn(3, 3, 64, 64))
+    prompts = [torch.randn(2, 32), torch.randn(0, 32), torch.randn(3, 32)]
+    sizes = torch.tensor([[48, 64], [64, 20], [64, 64]])
+    ori = [(30, 40), (80, 25), (64, 64)]
+    with torch.no_grad():
+        batched = head.predict(embs, prompts, sizes, ori)
+        for i in range(3):
+            single = head.predict_mask_logits(embs[i], prompts[i],
+                                              tuple(sizes[i].tolist()), ori[i])
+            torch.testing.assert_close(batched[i], single, atol=1e-5,
+                                       rtol=1e-5)
+
+
 def test_loss_and_empty_batch():
     head = _head()
     emb = head.image_embeddings(torch.randn(1, 3, 64, 64))[0]

@@ -245,16 +245,62 @@ class SAMGroundingHead(BaseModule):
     def predict(self, image_embeddings: Tensor, prompts: Sequence[Tensor],
                 grounding_sizes: Tensor,
                 ori_sizes: Sequence[Sequence[int]]) -> List[Tensor]:
-        """:meth:`predict_mask_logits` for each image of a batch."""
+        """Mask logits for every prompt of a batch, in ONE decoder call.
+
+        Each prompt becomes its own decoder batch entry paired with its
+        image's embedding (the decoder treats (image, prompt) pairs
+        independently, so this equals :meth:`predict_mask_logits` per
+        image), then logits are upsampled per image to its original size.
+
+        Args:
+            image_embeddings: [B, C, h, w].
+            prompts: B tensors [M_i, prompt_channels] (M_i may be 0).
+            grounding_sizes: [B, 2] (h, w) of each resized image in the pad.
+            ori_sizes: B original (H, W).
+
+        Returns:
+            B fp32 logit tensors [M_i, H_i, W_i].
+        """
         if not len(prompts) == len(image_embeddings) == len(ori_sizes):
             raise ValueError(
                 f'got {len(image_embeddings)} image embeddings, '
                 f'{len(prompts)} prompt sets, {len(ori_sizes)} sizes')
-        return [
-            self.predict_mask_logits(emb, prm, tuple(size.tolist()), ori)
-            for emb, prm, size, ori in zip(image_embeddings, prompts,
-                                            grounding_sizes, ori_sizes)
+        for prm in prompts:
+            if prm.dim() != 2 or prm.shape[-1] != self.prompt_channels:
+                raise ValueError(
+                    f'prompts must be [M, {self.prompt_channels}], got '
+                    f'{tuple(prm.shape)}')
+        counts = [len(prm) for prm in prompts]
+        outputs = [
+            image_embeddings.new_zeros((0, int(h), int(w)),
+                                       dtype=torch.float32)
+            for h, w in ori_sizes
         ]
+        if sum(counts) == 0:
+            return outputs
+        dtype = self.dtype
+        owner = torch.repeat_interleave(
+            torch.arange(len(prompts), device=image_embeddings.device),
+            torch.tensor(counts, device=image_embeddings.device))
+        embeddings = image_embeddings.to(dtype)[owner]  # [N, C, h, w]
+        num, channels, h, w = embeddings.shape
+        sparse = torch.cat(list(prompts)).to(dtype)[:, None, None, :]
+        dense = self.sam.prompt_encoder.no_mask_embed.weight.to(
+            dtype).reshape(1, channels, 1, 1).expand(num, channels, h, w)
+        image_pe = self.sam.get_image_wide_positional_embeddings().to(
+            dtype).expand(num, -1, -1, -1)
+        low_res, _ = self.sam.mask_decoder(
+            image_embeddings=embeddings,
+            image_positional_embeddings=image_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False)
+        per_image = low_res[:, 0, 0].split(counts, 0)
+        for i, logits in enumerate(per_image):
+            if counts[i]:
+                outputs[i] = self.upsample_logits(
+                    logits, tuple(grounding_sizes[i].tolist()), ori_sizes[i])
+        return outputs
 
     def _zero_loss(self, mask_logits: Sequence[Tensor]) -> Tensor:
         zero = sum((logit.sum() * 0. for logit in mask_logits),

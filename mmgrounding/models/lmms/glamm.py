@@ -313,15 +313,10 @@ class GLaMM(BaseModel):
             return {}
         img_embeds = self.grounding_head.image_embeddings(
             grounding_pixels[idx])
-        out = {}
-        for j, i in enumerate(idx):
-            size = tuple(int(v) for v in grounding_sizes[i].tolist())
-            out[i] = self.grounding_head.predict_mask_logits(
-                img_embeds[j],
-                prompts[i],
-                input_size=size,
-                ori_size=tuple(ori_sizes[i]))
-        return out
+        logits = self.grounding_head.predict(
+            img_embeds, [prompts[i] for i in idx], grounding_sizes[idx],
+            [tuple(ori_sizes[i]) for i in idx])
+        return dict(zip(idx, logits))
 
     @staticmethod
     def _ori_size(sample: DetDataSample) -> Tuple[int, int]:

@@ -1,14 +1,14 @@
 """Every source config of configs/_base_/datasets/synthetic_sources.py runs on
-a freshly generated small synthetic world: the full pipeline on 2 samples,
-then browse_dataset renders them to PNG with one colour per grounded phrase.
+a freshly generated small synthetic world (every file, LLaVA-Instruct chat and
+GranD included, as make_synthetic.py writes it): the full pipeline on 2
+samples, then browse_dataset renders them to PNG with one colour per grounded
+phrase.
 """
 import bisect
 import collections
 import itertools
-import json
 import os
 import os.path as osp
-import re
 import sys
 
 import numpy as np
@@ -49,75 +49,12 @@ KEYS = dataset_keys(Config.fromfile(SOURCES_CFG))
 
 
 # ----------------------------------------------------------------- fixtures
-def _add_llava_instruct(world):
-    """A LLaVA-Instruct-150K-shaped chat file (the world has none): the GVC
-    conversations with their grounding markup removed."""
-    src = osp.join(world, 'annotations', 'llava_g',
-                   'grounded_visual_chat_data_train.json')
-    markup = re.compile(r'<g_s> (.*?) <g_e> <seg>')
-    entries = []
-    for e in json.load(open(src)):
-        convs = [
-            dict(turn, value=markup.sub(r'\1', turn['value']).replace(
-                ' (with grounding)', '')) for turn in e['conversations']
-        ]
-        entries.append(dict(id=e['id'], image=e['image'],
-                            conversations=convs))
-    out = osp.join(world, 'annotations', 'llava_instruct')
-    os.makedirs(out)
-    with open(osp.join(out, 'llava_instruct_150k.json'), 'w') as f:
-        json.dump(entries, f)
-
-
-def _add_grand(world, num=4):
-    """GranD per-image files (the world has none) for ``num`` train images:
-    objects from instances.json (RLE masks, xyxy boxes, an attribute
-    description) and the GranDf caption as the dense caption."""
-    from pycocotools import mask as mask_utils
-    ann_dir = osp.join(world, 'annotations')
-    coco = json.load(open(osp.join(ann_dir, 'instances.json')))
-    names = {c['id']: c['name'] for c in coco['categories']}
-    by_image = collections.defaultdict(list)
-    for ann in coco['annotations']:
-        by_image[ann['image_id']].append(ann)
-    gcg = json.load(
-        open(osp.join(ann_dir, 'gcg', 'GranDf_HA_GCG_train.json')))
-    out = osp.join(ann_dir, 'grand')
-    os.makedirs(out)
-    for entry in gcg[:num]:
-        h, w = entry['height'], entry['width']
-        objects = []
-        for ann in by_image[int(entry['image_id'])]:
-            seg = ann['segmentation']
-            if isinstance(seg, list):
-                seg = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-                seg['counts'] = seg['counts'].decode()
-            x, y, bw, bh = ann['bbox']
-            a = ann['attributes']
-            objects.append(
-                dict(id=ann['id'], bbox=[x, y, x + bw, y + bh],
-                     segmentation=seg, labels=[names[ann['category_id']]],
-                     attributes=[f'a {a["size"]} {a["color"]} {a["shape"]}']))
-        details = [
-            dict(phrase=phrase, tokens_positive=g['token_positives'],
-                 ids=g['ann_ids'])
-            for phrase, g in entry['groundings'].items()
-        ]
-        content = dict(objects=objects,
-                       dense_caption=dict(caption=entry['caption'],
-                                          details=details))
-        with open(osp.join(out, entry['image_id'] + '.json'), 'w') as f:
-            json.dump({entry['file_name']: content}, f)
-
-
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
     from mmgrounding.datasets.synthetic import generate_world
     out = str(tmp_path_factory.mktemp('world'))
     generate_world(out, num_images=NUM_IMAGES, seed=0,
                    image_size=IMAGE_SIZE, log=lambda *a: None)
-    _add_llava_instruct(out)
-    _add_grand(out)
     return out
 
 

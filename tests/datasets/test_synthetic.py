@@ -61,7 +61,9 @@ def test_same_seed_same_bytes_different_seed_differs(worlds):
     for name in a:
         assert a[name] == b[name], f'{name} differs between two runs with seed 0'
     for name in ('annotations/instances.json', 'annotations/refs(unc).p',
-                 'images/000000000001.png', 'annotations/gcg/GranDf_HA_GCG_train.json'):
+                 'images/000000000001.png', 'annotations/gcg/GranDf_HA_GCG_train.json',
+                 'annotations/llava_instruct/llava_instruct_150k.json',
+                 'annotations/grand/000000000001.json'):
         assert a[name] != c[name], f'{name} is identical for seeds 0 and 1'
     assert not any(n.endswith('.part') for n in a), 'temporary files left behind'
 
@@ -306,3 +308,216 @@ def test_api_rejects_bad_values(tmp_path):
     f.write_text('x')
     with pytest.raises(ValueError, match='not a directory'):
         generate_world(str(f), num_images=1)
+
+
+# ------------------------------------------------ LLaVA-Instruct chat, GranD
+# An independent reading of the chat: objects from instances.json, question
+# wordings parsed here, answers recomputed from the objects.
+NUMBERS = {'no': 0, 'none': 0, 'one': 1, 'two': 2, 'three': 3, 'four': 4}
+COLOR_WORDS = ('red', 'green', 'blue', 'yellow', 'purple', 'orange')
+SHAPE_WORDS = ('circle', 'square', 'triangle')
+SIDE_AXES = {'on the left': (0, -1), 'on the right': (0, 1), 'at the top': (1, -1),
+             'at the bottom': (1, 1)}
+REL_AXES = {'left of': (0, -1), 'right of': (0, 1), 'above': (1, -1), 'below': (1, 1)}
+GAP = 0.125 * 128  # a relation holds with this centre gap (docs/formats.md)
+ATTRIBUTE_PATTERNS = [
+    ('color', r'What colou?r is the (.+)\?'), ('color', r'What is the color of the (.+)\?'),
+    ('color', r'Which color does the (.+) have\?'), ('shape', r'What shape is the (.+)\?'),
+    ('shape', r'What is the shape of the (.+)\?'), ('shape', r'What kind of shape is the (.+)\?'),
+    ('size', r'Is the (.+) (?:small or large|large or small)\?'),
+    ('size', r'How big is the (.+)\?'), ('size', r'What size is the (.+)\?')]
+
+
+def _objects(world):
+    """image file name -> [{'color', 'shape', 'size', 'center', 'id'}]."""
+    coco = _load(world, 'instances.json')
+    names = {im['id']: im['file_name'] for im in coco['images']}
+    out = {}
+    for a in coco['annotations']:
+        x, y, w, h = a['bbox']
+        out.setdefault(names[a['image_id']], []).append(
+            dict(a['attributes'], center=(x + w / 2, y + h / 2), id=a['id']))
+    return out
+
+
+def _words(text):
+    return re.findall(r'[a-z]+', text.lower())
+
+
+def _filter(words, objs):
+    """Objects fitting the colour/shape/size words (plural shapes too)."""
+    keep = objs
+    for w in words:
+        if w in COLOR_WORDS:
+            keep = [o for o in keep if o['color'] == w]
+        elif w.rstrip('s') in SHAPE_WORDS:
+            keep = [o for o in keep if o['shape'] == w.rstrip('s')]
+        elif w in ('small', 'large'):
+            keep = [o for o in keep if o['size'] == w]
+    return keep
+
+
+def _denote(desc, objs):
+    """Objects a chat description denotes ("large square", "red object",
+    "circle on the left": the extreme one of exactly two look-alikes)."""
+    for side, (axis, sign) in SIDE_AXES.items():
+        if desc.endswith(' ' + side):
+            peers = _filter(_words(desc[:-len(side)]), objs)
+            assert len(peers) == 2, (desc, peers)
+            a, b = sorted(peers, key=lambda o: sign * o['center'][axis])
+            assert sign * (b['center'][axis] - a['center'][axis]) >= GAP, desc
+            return [b]
+    return _filter(_words(desc), objs)
+
+
+def _number(answer):
+    return next(NUMBERS[w] for w in _words(answer) if w in NUMBERS)
+
+
+def _check_turn(question, answer, objs):
+    """Recompute the answer of one question; returns the question kind."""
+    q = question.replace('<image>', '').strip()
+    words = _words(q)
+    if q.startswith(('How many', 'Count the')):
+        assert _number(answer) == len(_filter(words, objs)), (q, answer)
+        return 'count'
+    if q.startswith(('Is there', 'Can you see', 'Are there any')):
+        n = len(_filter(words, objs))
+        assert answer.startswith('Yes' if n else 'No') and _number(answer) == n, (q, answer)
+        return 'exists'
+    for attr, pattern in ATTRIBUTE_PATTERNS:
+        m = re.fullmatch(pattern, q)
+        if m:
+            target = _denote(m.group(1), objs)
+            assert len(target) == 1, (q, target)
+            vocab = {'color': COLOR_WORDS, 'shape': SHAPE_WORDS,
+                     'size': ('small', 'large')}[attr]
+            assert [w for w in _words(answer) if w in vocab] == [target[0][attr]], (q, answer)
+            assert not answer.startswith('The ') or \
+                answer.startswith(f'The {m.group(1)} is '), (q, answer)
+            return attr
+    m = re.fullmatch(r'Is the (.+) (left of|right of|above|below) the (.+)\?', q) or \
+        re.fullmatch(r'Where is the (.+) (?:relative|compared) to the (.+)\?', q)
+    if m:
+        (a, ), (b, ) = _denote(m.group(1), objs), _denote(m.group(m.lastindex), objs)
+        if q.startswith('Where'):
+            rel = next(r for r in REL_AXES if f' {r} the ' in answer)
+        else:
+            rel = m.group(2)
+        axis, sign = REL_AXES[rel]
+        diff = sign * (a['center'][axis] - b['center'][axis])
+        holds = answer.startswith(('Yes', 'It is', 'The'))
+        if answer.startswith('The '):  # the answer repeats both names
+            assert answer.startswith(f'The {m.group(1)} is '), (q, answer)
+        if answer.count(' the ') or answer.startswith('It is'):
+            assert answer.endswith(f' the {m.group(m.lastindex)}.'), (q, answer)
+        assert (diff >= GAP) if holds else (diff <= -GAP), (q, answer, diff)
+        return 'where' if q.startswith('Where') else 'relation'
+    if q.startswith(('Describe', 'What is in', 'What do you see', 'Give a short')):
+        # every object is named once: "a (size) colour shape" or "N colour shapes"
+        phrases = re.findall(r'\b(an?|two|three|four) (?:(small|large) )?(\w+) (\w+)',
+                             answer.lower())
+        named = []
+        for num, size, color, shape in phrases:
+            n = NUMBERS.get(num, 1)
+            fits = _filter([color, shape], objs)
+            assert len(fits) == n and shape.endswith('s') == (n > 1), (answer, num, shape)
+            assert not size or fits[0]['size'] == size, answer
+            named += [o['id'] for o in fits]
+        assert sorted(named) == sorted(o['id'] for o in objs), answer
+        return 'describe'
+    raise AssertionError(f'unparsed question {question!r}')
+
+
+def test_llava_instruct_answers_match_the_scene(world):
+    from mmgrounding.datasets import LLaVAInstructDataset
+    objects = _objects(world)
+    kinds, counts, lengths = set(), set(), set()
+    for split, n in (('train', 32), ('val', 4)):
+        name = 'llava_instruct_150k.json' if split == 'train' else 'llava_instruct_150k_val.json'
+        entries = _load(world, 'llava_instruct', name)
+        assert [e['image'] for e in entries] == [f'{i:012d}.png' for i in (
+            range(1, 33) if split == 'train' else range(33, 37))]
+        for e in entries:
+            convs = e['conversations']
+            assert [c['from'] for c in convs] == ['human', 'gpt'] * (len(convs) // 2)
+            lengths.add(len(convs) // 2)
+            text = ''.join(c['value'] for c in convs)
+            assert text.count('<image>') == 1 and '<image>' in convs[0]['value']
+            for mark in ('<g_s>', '<g_e>', '<seg>', '<obj>', '<bbox>', '[SEG]', '<p>',
+                         '(with grounding)'):
+                assert mark not in text
+            questions = [c['value'] for c in convs[::2]]
+            assert len(set(questions)) == len(questions)
+            for q, a in zip(questions, [c['value'] for c in convs[1::2]]):
+                kinds.add(_check_turn(q, a, objects[e['image']]))
+                if q.startswith(('How many', 'Count')) or 'How many' in q:
+                    counts.add(_number(a))
+        ds = LLaVAInstructDataset(data_root=world, ann_file=f'annotations/llava_instruct/{name}',
+                                  data_prefix=dict(img_path='images/'), pipeline=[])
+        assert len(ds) == n
+        rec = ds[0]
+        assert rec['task'] == 'chat' and rec['conversations'][0]['text'].startswith('<image>')
+        assert (rec['height'], rec['width']) == (128, 128)
+        assert [t['text'] for t in rec['conversations'][1::2]] == \
+            [c['value'] for c in entries[0]['conversations'][1::2]]
+    assert kinds == {'count', 'exists', 'color', 'shape', 'size', 'relation', 'where',
+                     'describe'}
+    assert 0 in counts and max(counts) >= 2 and lengths >= {2, 3, 4}
+
+
+def test_grand_files_load_and_match_instances(world):
+    from mmgrounding.datasets import GranDPretrainDataset
+    coco = COCO(os.path.join(world, 'annotations', 'instances.json'))
+    files = sorted(os.listdir(os.path.join(world, 'annotations', 'grand')))
+    assert files == [f'{i:012d}.json' for i in range(1, 33)]  # train images only
+    ds = GranDPretrainDataset(data_root=world, ann_file='annotations/grand/',
+                              data_prefix=dict(img_path='images/'), pipeline=[])
+    assert len(ds) == 2 * 32  # a dense-caption and a referring record per image
+    objects = _objects(world)
+    n_phrases = 0
+    for i in range(len(ds)):
+        rec = ds[i]
+        img_id = int(rec['img_id'])
+        assert os.path.isfile(rec['img_path']) and rec['height'] == 128
+        for inst in rec['instances']:  # masks and xyxy boxes of instances.json
+            ann = coco.anns[inst['ann_id']]
+            assert ann['image_id'] == img_id
+            x, y, w, h = ann['bbox']
+            assert inst['bbox'] == [x, y, x + w, y + h]
+            assert (mask_utils.decode(inst['mask']) == coco.annToMask(ann)).all()
+            assert inst['category'] == ann['attributes']['shape']
+        answer = rec['conversations'][1]['text']
+        for p in rec['phrases']:
+            text = rec['conversations'][p['turn']]['text'][p['start']:p['end']]
+            assert text == p['text']
+            anns = [coco.anns[rec['instances'][k]['ann_id']]['attributes']
+                    for k in p['instance_ids']]
+            if rec['task'] == 'gcg':  # the phrase names its instances
+                assert all(a['color'] in text and a['shape'] in text for a in anns)
+                n_phrases += 1
+            else:  # a referring expression that picks out its object only
+                assert text.startswith('the ')
+                assert resolve(text[4:], _shapes(coco, img_id), 128) == [
+                    [a['id'] for a in coco.imgToAnns[img_id]].index(
+                        rec['instances'][p['instance_ids'][0]]['ann_id'])]
+        if rec['task'] == 'gcg':
+            assert sorted(a for p in rec['phrases'] for a in p['instance_ids']) == \
+                list(range(len(objects[f'{img_id:012d}.png']))), answer
+    assert n_phrases > 64
+    short = GranDPretrainDataset(data_root=world, ann_file='annotations/grand/',
+                                 data_prefix=dict(img_path='images/'), pipeline=[],
+                                 tasks=('caption', ), caption_source='short')
+    assert 0 < len(short) <= 32
+    for i in range(len(short)):  # short-caption phrases name one object each
+        assert all(len(p['instance_ids']) == 1 for p in short[i]['phrases'])
+
+
+def _shapes(coco, img_id):
+    from mmgrounding.datasets.synthetic.scene import Shape
+    objs = []
+    for a in coco.imgToAnns[img_id]:
+        m = coco.annToMask(a).astype(bool)
+        at = a['attributes']
+        objs.append(Shape(at['shape'], at['color'], at['size'], [], m, m))
+    return objs

@@ -11,13 +11,6 @@
 # The loaders and file shapes are the official ones (docs/formats.md), so the
 # real datasets need only other `data_root` / `ann_file` values
 # (docs/datasets.md lists the official files and layouts).
-#
-# Not in the world: a plain LLaVA-Instruct-150K chat file and GranD
-# pretraining annotations: `llava_instruct_*` expects
-# `annotations/llava_instruct/llava_instruct_150k.json` and
-# `grand_pretrain_glamm` `annotations/grand/*.json` (GranD per-image files);
-# make_synthetic.py writes neither (tests/datasets/test_browse_synthetic.py
-# derives both from the world's GVC and GranDf files to test these two).
 data_root = 'data/synthetic/'
 _img_prefix = dict(img_path='images/')
 _tokenizer = dict(pretrained_model_name_or_path=data_root + 'tokenizer')
@@ -191,11 +184,9 @@ region_caption_refcocog_llava_g = dict(
     region_token='<obj>',
     pipeline=train_pipeline_llava_g)
 
-# Plain visual chat (both models train on LLaVA-Instruct-150K). NOT in the
-# world: make_synthetic.py writes no plain chat file (its LLaVA-shaped files
-# hold <obj> prompts or <g_s>..<seg> markup, which this loader keeps as text
-# and the pipelines then reject). Expected: the official file shape at
-# annotations/llava_instruct/llava_instruct_150k.json.
+# Plain visual chat (both models train on LLaVA-Instruct-150K): questions
+# about counts, colours, shapes, sizes and positions, no grounding markup.
+# The val images' chat is `llava_instruct_150k_val.json`.
 llava_instruct_glamm = dict(
     type='LLaVAInstructDataset',
     data_root=data_root,
@@ -206,7 +197,7 @@ llava_instruct_llava_g = dict(
     llava_instruct_glamm, pipeline=train_pipeline_llava_g)
 
 # GLaMM pretraining on GranD (grounded dense captions + referring
-# expressions per image). NOT in the world (see the top of this file).
+# expressions per image): one GranD-shaped file per train image.
 grand_pretrain_glamm = dict(
     type='GranDPretrainDataset',
     data_root=data_root,

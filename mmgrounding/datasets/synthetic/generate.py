@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from .chat import llava_conversation
 from .language import (GVC_QUESTIONS, GVC_WHERE_QUESTION, GVCR_QUESTIONS,
                        GVCR_RELATION_QUESTION, RELATIONS,
                        REFCOCO_INSTRUCT_QUESTIONS, WITH_GROUNDING, article,
@@ -21,11 +22,15 @@ from .language import (GVC_QUESTIONS, GVC_WHERE_QUESTION, GVCR_QUESTIONS,
                        relation, resolve, spatial_candidates, unique_subsets)
 from .scene import (CATEGORY_IDS, COLORS, SHAPES, SIZES, Shape, encode_rle,
                     mask_bbox_area, render, sample_scene)
-from .writers import JsonArrayWriter, JsonObjectWriter, PickleListWriter, dumps
+from .writers import (JsonArrayWriter, JsonFilesWriter, JsonObjectWriter,
+                      PickleListWriter, dumps)
 
 SPLITS: Tuple[Tuple[str, float], ...] = (('train', 0.8), ('val', 0.1),
                                          ('testA', 0.05), ('testB', 0.05))
 WORLD_VERSION = 1
+# LLaVA-Instruct-150K is one (train) file; the val images get a sibling.
+LLAVA_INSTRUCT_FILES = {'train': 'llava_instruct_150k.json',
+                        'val': 'llava_instruct_150k_val.json'}
 CATEGORIES = [{'id': CATEGORY_IDS[s], 'name': s, 'supercategory': 'shape'}
               for s in SHAPES]
 
@@ -56,7 +61,7 @@ class _Writers:
 
     def __init__(self, out: str, info: dict):
         ann = os.path.join(out, 'annotations')
-        for sub in ('gcg', 'llava_g', 'region_caption', 'flickr'):
+        for sub in ('gcg', 'llava_g', 'region_caption', 'flickr', 'llava_instruct'):
             os.makedirs(os.path.join(ann, sub), exist_ok=True)
         p = lambda *a: os.path.join(ann, *a)  # noqa: E731
         coco = ('annotations', 'images')
@@ -70,11 +75,12 @@ class _Writers:
             dict(categories=[{'id': 1, 'name': 'object'}]))
         self.gcg_cap = JsonObjectWriter(p('gcg', 'val_gcg_coco_caption_gt.json'), coco)
         self.gvc, self.gvcr, self.ginst = {}, {}, {}
-        self.refcocog, self.flickr = {}, {}
+        self.refcocog, self.flickr, self.llava = {}, {}, {}
         for s in ('train', 'val'):
             self.gvc[s] = JsonArrayWriter(p('llava_g', f'grounded_visual_chat_data_{s}.json'))
             self.gvcr[s] = JsonArrayWriter(p('llava_g', f'llava_instruct_visual_prompt_{s}.json'))
             self.ginst[s] = JsonArrayWriter(p('llava_g', f'grounding_{s}_instruct.json'))
+            self.llava[s] = JsonArrayWriter(p('llava_instruct', LLAVA_INSTRUCT_FILES[s]))
             self.refcocog[s] = JsonObjectWriter(
                 p('region_caption', f'finetune_refcocog_{s}.json'), coco,
                 dict(categories=CATEGORIES))
@@ -85,6 +91,7 @@ class _Writers:
             p('region_caption', 'finetune_refcocog_val_captions.json'), coco)
         self.vg_train = JsonObjectWriter(p('region_caption', 'vg_train.json'), coco)
         self.vg_test = JsonObjectWriter(p('region_caption', 'vg_test_caption.json'), coco)
+        self.grand = JsonFilesWriter(p('grand'))
 
     def all(self) -> Dict[str, object]:
         out = {'instances.json': self.instances, 'refs(unc).p': self.refs,
@@ -93,13 +100,15 @@ class _Writers:
                'gcg/val_gcg_coco_caption_gt.json': self.gcg_cap,
                'region_caption/finetune_refcocog_val_captions.json': self.refcocog_cap,
                'region_caption/vg_train.json': self.vg_train,
-               'region_caption/vg_test_caption.json': self.vg_test}
+               'region_caption/vg_test_caption.json': self.vg_test,
+               'grand/*.json (train images)': self.grand}
         for s in ('train', 'val'):
             out[f'llava_g/grounded_visual_chat_data_{s}.json'] = self.gvc[s]
             out[f'llava_g/llava_instruct_visual_prompt_{s}.json'] = self.gvcr[s]
             out[f'llava_g/grounding_{s}_instruct.json'] = self.ginst[s]
             out[f'region_caption/finetune_refcocog_{s}.json'] = self.refcocog[s]
             out[f'flickr/final_flickr_separateGT_{s}.json'] = self.flickr[s]
+            out[f'llava_instruct/{LLAVA_INSTRUCT_FILES[s]}'] = self.llava[s]
         return out
 
     def close(self) -> Dict[str, int]:
@@ -231,6 +240,13 @@ class WorldGenerator:
         self._write_gvcr(w, split, img_id, fname, objs, rng, refs)
         self._write_region(w, split, img_id, fname, objs, refs)
         self._write_flickr(w, split, img_id, fname, objs, rng)
+        # Own random streams, so the files above do not depend on these.
+        w.llava[split].add({
+            'conversations': llava_conversation(
+                objs, size, np.random.default_rng([self.seed, img_id, 2])),
+            'id': stem, 'image': fname})
+        if split == 'train':
+            self._write_grand(w, img_id, fname, objs, refs)
         return summary
 
     # ------------------------------------------------------------------
@@ -354,6 +370,42 @@ class WorldGenerator:
                         'id': self._next(f'flickr_ann_{split}'), 'image_id': eid,
                         'iscrowd': 0, 'original_id': o.ann_id, 'phrase_ids': pid,
                         'tokens_positive': [[s, e]]})
+
+
+    def _write_grand(self, w, img_id, fname, objs, refs):
+        """One GranD per-image file: every object (RLE mask, xyxy box, label,
+        its referring sentences as ``the ...`` attributes), a short caption
+        over the objects that a single-object phrase can name, and the full
+        caption as the dense caption."""
+        rng = np.random.default_rng([self.seed, img_id, 3])
+        xyxy = {o.ann_id: [o.extra['bbox'][0], o.extra['bbox'][1],
+                           o.extra['bbox'][0] + o.extra['bbox'][2],
+                           o.extra['bbox'][1] + o.extra['bbox'][3]] for o in objs}
+        sentences = {o.ann_id: [f"the {s['sent']}" for s in ref['sentences']]
+                     for o, ref in refs}
+        objects = []
+        for o in objs:
+            obj = {'bbox': xyxy[o.ann_id], 'id': o.ann_id, 'labels': [o.shape],
+                   'segmentation': encode_rle(o.visible)}
+            if sentences.get(o.ann_id):
+                obj['attributes'] = sentences[o.ann_id]
+            objects.append(obj)
+        caption, spans, groups = grounded_caption(objs, self.size, rng)
+        dense = {'caption': caption, 'details': [
+            {'bbox': [xyxy[o.ann_id] for o in g], 'ids': [o.ann_id for o in g],
+             'phrase': caption[s:e], 'tokens_positive': [s, e]}
+            for (s, e), g in zip(spans, groups)]}
+        singles = [o for o in objs
+                   if sum(p.color == o.color and p.shape == o.shape for p in objs) == 1]
+        shorts = []
+        if singles:
+            text, spans, groups = grounded_caption(singles, self.size, rng)
+            shorts.append({'caption': text, 'details': [
+                {'bbox': xyxy[g[0].ann_id], 'id': g[0].ann_id, 'phrase': text[s:e],
+                 'tokens_positive': [s, e]} for (s, e), g in zip(spans, groups)]})
+        w.grand.add(image_stem(img_id), {fname: {
+            'dense_caption': dense, 'floating_objects': [], 'objects': objects,
+            'short_captions': shorts}})
 
 
 def _head_end(text: str) -> int:

@@ -299,6 +299,8 @@ def vocabulary_corpus() -> List[str]:
     for color, shape, size in product(COLORS, SHAPES, SIZES):
         lines += [f'It is {color}.', f'It is a {shape}.', f'It is {size}.']
     lines += list(EXTRA_TEMPLATES) * 20
+    from .chat import chat_vocabulary  # chat.py imports this module
+    lines += chat_vocabulary() * 5
     # Every word of the world as a whole token, alone, after a space and
     # capitalised (sentence start), so each stays a single token.
     for word in world_words(lines):

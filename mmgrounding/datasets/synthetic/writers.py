@@ -7,6 +7,7 @@ assembled from pickle opcodes one record at a time. JSON uses sorted keys and
 compact separators; pickles use protocol 2 without memo, so equal records give
 equal bytes.
 """
+import glob
 import io
 import json
 import os
@@ -141,3 +142,26 @@ class PickleListWriter:
             self._f.write(b'e')
         self._f.write(b'.')
         self._f.close()
+
+
+class JsonFilesWriter:
+    """Writes one small JSON file per item into a folder (GranD's per-image
+    annotation files). ``*.json`` left there by an earlier run are removed
+    first, so a loader globbing the folder sees this world only."""
+
+    def __init__(self, folder: str):
+        self.path = folder
+        self.count = 0
+        os.makedirs(folder, exist_ok=True)
+        for old in glob.glob(os.path.join(folder, '*.json')):
+            os.remove(old)
+
+    def add(self, name: str, item: Any) -> None:
+        """Write ``item`` to ``{folder}/{name}.json`` (canonical JSON)."""
+        with open(os.path.join(self.path, f'{name}.json'), 'w',
+                  encoding='ascii', newline='\n') as f:
+            f.write(dumps(item))
+        self.count += 1
+
+    def close(self) -> None:
+        """Nothing is held open; present for the writers' common interface."""

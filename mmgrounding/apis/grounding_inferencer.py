@@ -1,0 +1,490 @@
+"""Image + prompt (+ boxes) -> grounded answer, with any mmgrounding config.
+
+Each request becomes a model-neutral record (docs/data_contract.md §1), runs
+through the config's own test pipeline (only the image loader is swapped for
+one that also takes arrays), is collated with ``pseudo_collate`` and answered
+by ``model.test_step``: the same code path as ``tools/test.py``, so what the
+inferencer shows is what the metrics score.
+"""
+import contextlib
+import copy
+import os.path as osp
+import re
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import mmcv
+import numpy as np
+import pycocotools.mask as mask_utils
+import torch
+from mmcv.transforms import Compose
+from mmdet.structures import DetDataSample
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import pseudo_collate
+from mmengine.infer import BaseInferencer
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmengine.utils import mkdir_or_exist
+
+from mmgrounding.datasets.gcg import GCG_QUESTION
+from mmgrounding.datasets.transforms.conversation import REGION_PLACEHOLDERS
+from mmgrounding.datasets.transforms.templates import GLAMM_REFSEG_QUESTIONS
+
+ImageType = Union[str, np.ndarray]
+BoxesType = Optional[Sequence]
+ConfigType = Union[Config, ConfigDict]
+
+TASKS = ('chat', 'gcg', 'refseg')
+MASK_FORMATS = ('bool', 'rle')
+#: GLaMM's referring segmentation question (its RefSeg evaluation wording).
+REFSEG_QUESTION = GLAMM_REFSEG_QUESTIONS[0]
+#: The GCG instruction used when ``task='gcg'`` and no prompt is given.
+GCG_PROMPT = GCG_QUESTION
+_IMAGE = '<image>'
+_REGION_RE = re.compile('|'.join(re.escape(p) for p in REGION_PLACEHOLDERS))
+_LOADERS = ('LoadImageFromFile', 'mmdet.LoadImageFromFile',
+            'mmcv.LoadImageFromFile')
+_GENERATION_KEYS = ('max_new_tokens', 'do_sample', 'temperature', 'top_p',
+                    'seed')
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating))
+
+
+class GroundingInferencer(BaseInferencer):
+    """Answer prompts about images with a grounded LMM (GLaMM, ...).
+
+    Example::
+
+        >>> inferencer = GroundingInferencer(
+        ...     'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_2k_'
+        ...     'synthetic.py', weights='work_dirs/x/iter_2000.pth')
+        >>> out = inferencer('demo.png', 'Please describe the image.',
+        ...                  task='gcg', out_dir='vis')
+        >>> out[0]['caption'], out[0]['phrases'], out[0]['masks'][0].shape
+
+    Args:
+        model: config path, ``Config`` or dict holding ``model`` and a test
+            pipeline (``test_dataloader.dataset.pipeline`` or
+            ``test_pipeline``).
+        weights: mmengine checkpoint; None keeps the random initialisation
+            (a warning says so). Loading is non-strict, so checkpoints that
+            hold only the trained weights work.
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``; None picks the available
+            accelerator.
+        scope: default registry scope.
+        show_progress: show a progress bar over batches.
+    """
+
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = set(_GENERATION_KEYS)
+    visualize_kwargs: set = {'out_dir', 'show', 'wait_time'}
+    postprocess_kwargs: set = {'mask_format'}
+
+    def __init__(self,
+                 model: Union[str, Config, ConfigDict, dict],
+                 weights: Optional[str] = None,
+                 device: Optional[str] = 'cpu',
+                 scope: Optional[str] = 'mmgrounding',
+                 show_progress: bool = False) -> None:
+        self.num_visualized = 0
+        init_default_scope(scope)
+        super().__init__(
+            model=model, weights=weights, device=device, scope=scope,
+            show_progress=show_progress)
+        self.model = revert_sync_batchnorm(self.model)
+
+    # --------------------------------------------------------------- set-up
+    @staticmethod
+    def _test_pipeline_cfg(cfg: ConfigType) -> list:
+        """The config's test pipeline (a deep copy)."""
+        dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+        while isinstance(dataset, dict) and 'pipeline' not in dataset and \
+                dataset.get('datasets'):
+            dataset = dataset['datasets'][0]  # ConcatDataset and friends
+        pipeline = dataset.get('pipeline') if isinstance(dataset,
+                                                         dict) else None
+        if pipeline is None:
+            pipeline = cfg.get('test_pipeline')
+        if not pipeline:
+            raise ValueError(
+                'GroundingInferencer: the config has no test pipeline '
+                '(test_dataloader.dataset.pipeline or test_pipeline)')
+        return copy.deepcopy(list(pipeline))
+
+    def _init_pipeline(self, cfg: ConfigType) -> Compose:
+        """The test pipeline, with an image loader that also takes arrays
+        (``mmdet.InferencerLoader``) and the conversation left open for the
+        model to answer (``with_answer=False``)."""
+        pipeline = self._test_pipeline_cfg(cfg)
+        loaders = [i for i, t in enumerate(pipeline) if t['type'] in _LOADERS]
+        if not loaders:
+            raise ValueError(
+                'GroundingInferencer: the test pipeline has no '
+                f'LoadImageFromFile step; steps: '
+                f'{[t["type"] for t in pipeline]}')
+        pipeline[loaders[0]]['type'] = 'mmdet.InferencerLoader'
+        for step in pipeline:
+            if step['type'].split('.')[-1] == 'FormatGroundedConversation':
+                step['with_answer'] = False
+        return Compose(pipeline)
+
+    def _init_collate(self, cfg: ConfigType):
+        """Samples stay lists (images differ in size): ``pseudo_collate``."""
+        return pseudo_collate
+
+    def _init_visualizer(self, cfg: ConfigType):
+        """The config's visualizer without its vis backends: the inferencer
+        writes files itself (``out_dir``) and has no work dir to log to."""
+        if 'visualizer' not in cfg:
+            return None
+        cfg = copy.deepcopy(cfg)
+        cfg.visualizer.vis_backends = None
+        cfg.visualizer.pop('save_dir', None)
+        return super()._init_visualizer(cfg)
+
+    # --------------------------------------------------------------- inputs
+    @staticmethod
+    def _as_list(value) -> list:
+        return list(value) if isinstance(value, (list, tuple)) else [value]
+
+    @staticmethod
+    def _normalise_boxes(boxes: BoxesType, num: int) -> List[np.ndarray]:
+        """Per input, a float array [R, 4] of xyxy boxes (R may be 0)."""
+        if boxes is None:
+            return [np.zeros((0, 4), np.float32) for _ in range(num)]
+        if num == 1:
+            flat = np.asarray(boxes, dtype=object)
+            if flat.ndim == 1 and len(flat) == 4 and all(
+                    _is_number(v) for v in flat):
+                boxes = [[boxes]]  # one box for one image
+            elif flat.ndim == 2 and all(_is_number(v) for v in flat.flat):
+                boxes = [boxes]  # a list of boxes for one image
+        boxes = list(boxes)
+        if len(boxes) != num:
+            raise ValueError(
+                f'GroundingInferencer: boxes has {len(boxes)} entries for '
+                f'{num} inputs; give one list of [x1, y1, x2, y2] boxes per '
+                'input (None or [] for none)')
+        out = []
+        for i, per_input in enumerate(boxes):
+            arr = np.zeros((0, 4), np.float32) if per_input is None else \
+                np.asarray(per_input, dtype=np.float32)
+            if arr.size == 0:
+                arr = arr.reshape(0, 4)
+            if arr.ndim != 2 or arr.shape[1] != 4:
+                raise ValueError(
+                    f'GroundingInferencer: boxes[{i}] must be a list of '
+                    f'[x1, y1, x2, y2] boxes, got shape {arr.shape}')
+            bad = ~((arr[:, 2] > arr[:, 0]) & (arr[:, 3] > arr[:, 1])
+                    & np.isfinite(arr).all(1))
+            if bad.any():
+                raise ValueError(
+                    f'GroundingInferencer: boxes[{i}] has invalid xyxy boxes '
+                    f'{arr[bad].tolist()} (x2 > x1 and y2 > y1 required)')
+            out.append(arr)
+        return out
+
+    def _question(self, prompt: Optional[str], task: str, index: int) -> str:
+        if task == 'refseg':
+            if not prompt or not prompt.strip():
+                raise ValueError(f'GroundingInferencer: input {index}: '
+                                 "task='refseg' needs the referring "
+                                 'expression as prompt')
+            return REFSEG_QUESTION.format(phrase=' '.join(prompt.split()))
+        if prompt is None:
+            if task == 'gcg':
+                return GCG_PROMPT
+            raise ValueError(f"GroundingInferencer: input {index}: "
+                             f"task={task!r} needs a prompt")
+        return prompt
+
+    def build_records(self,
+                      inputs: Union[ImageType, Sequence[ImageType]],
+                      prompt: Union[None, str, Sequence[Optional[str]]],
+                      boxes: BoxesType = None,
+                      task: str = 'chat') -> List[dict]:
+        """One data-contract record per (image, prompt) pair.
+
+        A single image with several prompts (or one prompt for several
+        images) is broadcast. The user turn is ``<image>\\n`` + the question
+        (unless the prompt already holds ``<image>``); there are no phrases
+        (the answer is generated), except for ``task='refseg'`` whose single
+        target is the expression (teacher-forced answer).
+
+        Raises:
+            ValueError: unknown task, mismatched lengths, bad boxes, or a
+                prompt whose ``<bbox>`` count differs from its boxes.
+        """
+        if task not in TASKS:
+            raise ValueError(f'GroundingInferencer: task must be one of '
+                             f'{TASKS}, got {task!r}')
+        images = self._as_list(inputs)
+        prompts = self._as_list(prompt)
+        if len(images) == 1 and len(prompts) > 1:
+            images = images * len(prompts)
+        elif len(prompts) == 1 and len(images) > 1:
+            prompts = prompts * len(images)
+        if len(images) != len(prompts):
+            raise ValueError(
+                f'GroundingInferencer: {len(images)} images but '
+                f'{len(prompts)} prompts; give one prompt per image, or one '
+                'of either')
+        if not images:
+            raise ValueError('GroundingInferencer: no inputs')
+        per_boxes = self._normalise_boxes(boxes, len(images))
+        records = []
+        for i, (img, text, box) in enumerate(zip(images, prompts,
+                                                 per_boxes)):
+            question = self._question(text, task, i)
+            n_slots = len(_REGION_RE.findall(question))
+            if n_slots != len(box):
+                raise ValueError(
+                    f'GroundingInferencer: input {i}: the prompt has '
+                    f'{n_slots} region placeholder(s) '
+                    f'({"/".join(REGION_PLACEHOLDERS)}) but {len(box)} '
+                    f'box(es) were given; prompt: {question!r}')
+            if _IMAGE not in question:
+                question = f'{_IMAGE}\n{question}'
+            record = dict(
+                img_id=i,
+                source='inferencer',
+                task=task,
+                conversations=[dict(role='user', text=question)],
+                regions=[dict(bbox=b.tolist()) for b in box],
+                instances=[],
+                expression=text if task == 'refseg' else None)
+            if isinstance(img, np.ndarray):
+                if img.ndim not in (2, 3) or (img.ndim == 3
+                                              and img.shape[2] != 3):
+                    raise ValueError(
+                        f'GroundingInferencer: input {i}: an array image must'
+                        f' be HxW or HxWx3 (BGR), got shape {img.shape}')
+                record['img'] = img
+            elif isinstance(img, str):
+                if not osp.isfile(img):
+                    raise FileNotFoundError(
+                        f'GroundingInferencer: input {i}: no image file '
+                        f'{img!r}')
+                record['img_path'] = img
+            else:
+                raise TypeError(
+                    f'GroundingInferencer: input {i} is a '
+                    f'{type(img).__name__}; expected a path or an ndarray')
+            records.append(record)
+        return records
+
+    def _prepare(self, record: dict) -> dict:
+        """Pipeline one record; check its boxes against the image size."""
+        data = self.pipeline(dict(record))
+        sample = data['data_samples']
+        h, w = sample.metainfo['ori_shape'][:2]
+        boxes = sample.region_bboxes
+        limit = boxes.new_tensor([w, h, w, h])
+        tol = 1.0  # as LoadGroundingAnnotations' bounds_tolerance
+        if bool(((boxes < -tol) | (boxes > limit + tol)).any()):
+            raise ValueError(
+                f'GroundingInferencer: input {record["img_id"]}: boxes '
+                f'{boxes.tolist()} fall outside the {h}x{w} image')
+        if record['task'] == 'refseg':
+            # one target: the expression (the model teacher-forces one
+            # grounding token per gt phrase)
+            sample.set_metainfo(dict(gt_phrases=[record['expression']]))
+        return data
+
+    def preprocess(self, inputs: List[dict], batch_size: int = 1,
+                   **kwargs) -> Iterator[dict]:
+        """Records -> pipelined, collated batches of ``batch_size``."""
+        chunks = self._get_chunk_data(map(self._prepare, inputs), batch_size)
+        yield from map(self.collate_fn, chunks)
+
+    # -------------------------------------------------------------- forward
+    @contextlib.contextmanager
+    def _model_settings(self, task: str, **generation) -> Iterator[None]:
+        """Temporarily apply generation overrides (and, for refseg, teacher
+        forcing) to the model."""
+        model = self.model
+        saved_cfg = getattr(model, 'generation_cfg', None)
+        saved_tf = getattr(model, 'refseg_teacher_forcing', None)
+        overrides = {k: v for k, v in generation.items() if v is not None}
+        if overrides:
+            if saved_cfg is None:
+                raise ValueError(
+                    f'GroundingInferencer: {type(model).__name__} has no '
+                    f'generation_cfg; cannot apply {sorted(overrides)}')
+            model.generation_cfg = dict(saved_cfg, **overrides)
+        if task == 'refseg' and saved_tf is not None:
+            model.refseg_teacher_forcing = True
+        try:
+            yield
+        finally:
+            if saved_cfg is not None:
+                model.generation_cfg = saved_cfg
+            if saved_tf is not None:
+                model.refseg_teacher_forcing = saved_tf
+
+    @torch.no_grad()
+    def forward(self, inputs: dict, **kwargs) -> List[DetDataSample]:
+        """One collated batch -> its predicted data samples."""
+        return self.model.test_step(inputs)
+
+    def __call__(self,
+                 inputs: Union[ImageType, Sequence[ImageType]],
+                 prompt: Union[None, str, Sequence[Optional[str]]] = None,
+                 boxes: BoxesType = None,
+                 task: str = 'chat',
+                 batch_size: int = 1,
+                 return_datasamples: bool = False,
+                 max_new_tokens: Optional[int] = None,
+                 do_sample: Optional[bool] = None,
+                 temperature: Optional[float] = None,
+                 top_p: Optional[float] = None,
+                 seed: Optional[int] = None,
+                 out_dir: Optional[str] = None,
+                 show: bool = False,
+                 wait_time: float = 0,
+                 mask_format: str = 'bool') -> list:
+        """Answer each (image, prompt) pair.
+
+        Args:
+            inputs: image path, HxWx3 BGR uint8 array (mmcv convention), or a
+                list of them.
+            prompt: the user's question (``task='chat'``), the GCG
+                instruction (``'gcg'``; None uses GLaMM's), or the referring
+                expression (``'refseg'``: asks "Can you segment the {expr} in
+                this image?" and teacher-forces the model's refseg answer, so
+                exactly one mask comes back). A list pairs with ``inputs``.
+            boxes: for prompts with ``<bbox>`` placeholders, per input a list
+                of xyxy boxes in original pixels, the k-th box for the k-th
+                placeholder (one input: a list of boxes is enough).
+            task: ``'chat'``, ``'gcg'`` or ``'refseg'``.
+            batch_size: samples per forward (batched, left-padded
+                generation).
+            return_datasamples: return the filled ``DetDataSample``s instead
+                of dicts.
+            max_new_tokens, do_sample, temperature, top_p, seed: override the
+                model's ``generation_cfg`` for this call.
+            out_dir: write ``{out_dir}/vis/{n:06d}_{name}.png`` per input.
+            show, wait_time: display the visualisation in a window.
+            mask_format: ``'bool'`` (np.ndarray bool [H, W] each) or
+                ``'rle'`` (COCO RLE dicts, ``counts`` as str).
+
+        Returns:
+            Per input, a dict ``text`` (raw answer with markup), ``caption``
+            (markup removed), ``phrases`` (list[str]), ``masks`` (one per
+            generated grounding token, original image size), ``boxes``
+            (list of xyxy from the masks), ``scores`` (list[float]), plus
+            ``vis_file`` when ``out_dir`` is given; or the data samples.
+        """
+        if mask_format not in MASK_FORMATS:
+            raise ValueError(f'GroundingInferencer: mask_format must be one '
+                             f'of {MASK_FORMATS}, got {mask_format!r}')
+        if batch_size < 1:
+            raise ValueError(f'GroundingInferencer: batch_size must be >= 1, '
+                             f'got {batch_size}')
+        records = self.build_records(inputs, prompt, boxes, task)
+        batches = self.preprocess(records, batch_size=batch_size)
+        preds: List[DetDataSample] = []
+        with self._model_settings(
+                task, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                temperature=temperature, top_p=top_p, seed=seed):
+            if self.show_progress:
+                from rich.progress import track
+                batches = track(batches, description='Inference')
+            for data in batches:
+                preds.extend(self.forward(data))
+        vis_files = self.visualize(
+            records, preds, out_dir=out_dir, show=show, wait_time=wait_time)
+        return self.postprocess(preds, vis_files, return_datasamples,
+                                mask_format=mask_format)
+
+    # ----------------------------------------------------------- visualise
+    @staticmethod
+    def _rgb(record: dict) -> np.ndarray:
+        if 'img' in record:
+            img = record['img']
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, axis=2)
+            return np.ascontiguousarray(img[..., ::-1])
+        return mmcv.imread(record['img_path'], channel_order='rgb')
+
+    def visualize(self,
+                  inputs: List[dict],
+                  preds: List[DetDataSample],
+                  out_dir: Optional[str] = None,
+                  show: bool = False,
+                  wait_time: float = 0,
+                  **kwargs) -> List[Optional[str]]:
+        """Draw each answer (masks in the phrases' colours, answer text
+        underneath) with the config's ``GroundingVisualizer``.
+
+        Returns:
+            The written file per input (None when ``out_dir`` is None).
+        """
+        files: List[Optional[str]] = [None] * len(preds)
+        if out_dir is None and not show:
+            return files
+        if self.visualizer is None:
+            raise ValueError('GroundingInferencer: the config has no '
+                             '`visualizer`; cannot draw predictions')
+        if out_dir is not None:
+            mkdir_or_exist(osp.join(out_dir, 'vis'))
+        for k, (record, pred) in enumerate(zip(inputs, preds)):
+            path = record.get('img_path')
+            stem = osp.splitext(osp.basename(path))[0] if path else 'array'
+            name = f'{self.num_visualized:06d}_{stem}'
+            self.num_visualized += 1
+            out_file = None if out_dir is None else osp.join(
+                out_dir, 'vis', name + '.png')
+            self.visualizer.add_datasample(
+                name,
+                self._rgb(record),
+                pred,
+                draw_gt=False,
+                show=show,
+                wait_time=wait_time,
+                out_file=out_file)
+            files[k] = out_file
+        return files
+
+    # --------------------------------------------------------- postprocess
+    @staticmethod
+    def _masks(masks: torch.Tensor, mask_format: str) -> list:
+        arr = masks.detach().cpu().numpy().astype(bool)
+        if mask_format == 'bool':
+            return list(arr)
+        rles = []
+        for m in arr:
+            rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+            rle['counts'] = rle['counts'].decode('ascii')
+            rles.append(rle)
+        return rles
+
+    def pred_to_dict(self, pred: DetDataSample,
+                     mask_format: str = 'bool') -> Dict[str, object]:
+        """A data sample's prediction (contract §4) as plain Python."""
+        inst = pred.pred_instances
+        return dict(
+            text=pred.get('pred_text', ''),
+            caption=pred.get('pred_caption', ''),
+            phrases=list(pred.get('pred_phrases', [])),
+            masks=self._masks(inst.masks, mask_format),
+            boxes=inst.bboxes.detach().cpu().float().tolist(),
+            scores=inst.scores.detach().cpu().float().tolist())
+
+    def postprocess(self,
+                    preds: List[DetDataSample],
+                    visualization: Optional[List[Optional[str]]] = None,
+                    return_datasample: bool = False,
+                    mask_format: str = 'bool',
+                    **kwargs) -> list:
+        """Data samples, or one plain dict per input (see ``__call__``)."""
+        if return_datasample:
+            return preds
+        results = []
+        for k, pred in enumerate(preds):
+            result = self.pred_to_dict(pred, mask_format)
+            if visualization and visualization[k] is not None:
+                result['vis_file'] = visualization[k]
+            results.append(result)
+        return results

@@ -1,58 +1,20 @@
-# GLaMM-RegCap on Visual Genome (finetune_glamm_reg_vg.sh): region-level captioning from a <bbox> prompt,
-# 5 epochs x 500 optimizer steps from GranD-pretrained GLaMM; scored with
-# METEOR and CIDEr (pycocoevalcap, as the official evaluate.py).
-_base_ = [
-    '../_base_/models/glamm_vicuna7b_clipl336_sam-h.py',
-    '../_base_/datasets/glamm_pipelines.py',
-    '../_base_/schedules/glamm_adamw.py',
-    '../_base_/default_runtime.py',
-]
-load_from = 'checkpoints/glamm_grand_pretrained_mmgrounding.pth'
-data_root = 'data/visual_genome/'
+# GLaMM-RegCap on Visual Genome (official finetune_glamm_reg_vg.sh): the
+# RefCOCOg region-captioning recipe (5 epochs x 500 optimizer steps from
+# GranD-pretrained GLaMM, METEOR/CIDEr) with the VG region captions.
+_base_ = ['./glamm_vicuna7b_clipl336_sam-h_5e_refcocog-regcap.py']
+vg_root = 'data/visual_genome/'
 
-max_iters = 5 * 500 * 10  # epochs x steps x accumulative_counts
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500 * 10)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
-         end=100 * 10),
-    dict(type='LinearLR', start_factor=1.0, end_factor=0.0, by_epoch=False,
-         begin=100 * 10, end=max_iters)
-]
 train_dataloader = dict(
-    batch_size=2,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
-        type='RegionCaptionDataset',
         format='vg',
-        split='train',
-        data_root=data_root,
+        data_root=vg_root,
         ann_file='train.json',
-        data_prefix=dict(img_path='images/'),
-        pipeline={{_base_.glamm_train_pipeline}}))
+        data_prefix=dict(img_path='images/')))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
-        type='RegionCaptionDataset',
         format='vg',
         split='test',
-        one_per_region=True,
-        data_root=data_root,
+        data_root=vg_root,
         ann_file='test_caption.json',
-        data_prefix=dict(img_path='images/'),
-        test_mode=True,
-        pipeline={{_base_.glamm_test_pipeline}}))
+        data_prefix=dict(img_path='images/')))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='RegionCaptionMetric')
-test_evaluator = val_evaluator
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500 * 10))

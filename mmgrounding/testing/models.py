@@ -225,3 +225,75 @@ def tiny_glamm_cfg(tokenizer_dir: str,
     cfg['data_preprocessor'] = data_preprocessor
     cfg.update(glamm_kwargs)
     return cfg
+
+
+#: transformers configs of the official GLaMM-7B towers (architecture only).
+CLIP_L_336 = dict(
+    type='CLIPVisionConfig',
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    image_size=336,
+    patch_size=14,
+    projection_dim=768)
+SAM_VIT_H = dict(
+    type='SamConfig',
+    vision_config=dict(
+        hidden_size=1280,
+        num_hidden_layers=32,
+        num_attention_heads=16,
+        mlp_dim=5120,
+        global_attn_indexes=[7, 15, 23, 31],
+        window_size=14,
+        output_channels=256,
+        image_size=1024,
+        patch_size=16))
+
+
+def glamm_7b_cfg(tokenizer_dir: str, lora: Optional[dict] = GLAMM_LORA) -> dict:
+    """The official GLaMM-7B graph from architecture configs (no weights).
+
+    Build it under ``torch.device('meta')``; ``tokenizer_dir`` holds a
+    32000-token Vicuna-sized tokenizer (``build_tiny_tokenizer(...,
+    vocab_size=32000, include_model_tokens=False)``).
+    """
+    h = 4096
+    return dict(
+        type='GLaMM',
+        vision_encoder=dict(
+            type='HFVisionEncoder',
+            config=copy.deepcopy(CLIP_L_336),
+            select_layers=(-11, -8, -5, -2)),
+        projector=dict(
+            type='MLPProjector',
+            in_channels=1024,
+            out_channels=h,
+            hidden_channels=h,
+            act='GELU'),
+        language_model=dict(
+            type='HFCausalLM',
+            config=dict(VICUNA_7B),
+            tokenizer=dict(pretrained_model_name_or_path=tokenizer_dir),
+            lora=copy.deepcopy(lora)),
+        region_encoder=dict(
+            type='GLaMMRegionEncoder',
+            in_channels=1024,
+            out_channels=h,
+            num_levels=4,
+            image_size=336,
+            roi_size=14,
+            query_channels=1024,
+            pos_hidden_channels=256,
+            num_fuse=5,
+            norm_cfg=dict(type='GN', num_groups=64)),
+        seg_projector=dict(
+            type='MLPProjector',
+            in_channels=h,
+            out_channels=256,
+            hidden_channels=h,
+            act='ReLU'),
+        grounding_head=dict(
+            type='SAMGroundingHead',
+            sam=dict(config=copy.deepcopy(SAM_VIT_H))),
+        frozen_modules=('vision_encoder', 'projector'))

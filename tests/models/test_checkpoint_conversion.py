@@ -22,7 +22,7 @@ from mmgrounding.models.utils.checkpoint_mapping import (
     glamm_to_official, official_key_to_ours, ours_key_to_official,
     sam_hf_to_official, sam_official_to_hf)
 from mmgrounding.registry import MODELS
-from mmgrounding.testing import (GLAMM_LORA, VICUNA_7B, build_tiny_tokenizer,
+from mmgrounding.testing import (GLAMM_LORA, build_tiny_tokenizer, glamm_7b_cfg,
                                  make_glamm_batch, tiny_glamm_cfg,
                                  tiny_sam_cfg)
 
@@ -344,61 +344,6 @@ def test_strict_and_dtype(release, tmp_path, capsys):
 
 
 # ------------------------------------------------------------ 7B on meta
-def glamm_7b_cfg(tok_dir):
-    h = 4096
-    return dict(
-        type='GLaMM',
-        vision_encoder=dict(
-            type='HFVisionEncoder',
-            config=dict(
-                type='CLIPVisionConfig',
-                hidden_size=1024,
-                intermediate_size=4096,
-                num_hidden_layers=24,
-                num_attention_heads=16,
-                image_size=336,
-                patch_size=14),
-            select_layers=(-11, -8, -5, -2)),
-        projector=dict(
-            type='MLPProjector', in_channels=1024, out_channels=h,
-            act='GELU'),
-        language_model=dict(
-            type='HFCausalLM',
-            config=dict(VICUNA_7B),
-            tokenizer=dict(pretrained_model_name_or_path=tok_dir),
-            lora=GLAMM_LORA),
-        region_encoder=dict(
-            type='GLaMMRegionEncoder',
-            in_channels=1024,
-            out_channels=h,
-            num_levels=4,
-            image_size=336,
-            roi_size=14,
-            norm_cfg=dict(type='GN', num_groups=64)),
-        seg_projector=dict(
-            type='MLPProjector',
-            in_channels=h,
-            out_channels=256,
-            hidden_channels=h,
-            act='ReLU'),
-        grounding_head=dict(
-            type='SAMGroundingHead',
-            sam=dict(
-                config=dict(
-                    type='SamConfig',
-                    vision_config=dict(
-                        hidden_size=1280,
-                        num_hidden_layers=32,
-                        num_attention_heads=16,
-                        mlp_dim=5120,
-                        global_attn_indexes=[7, 15, 23, 31],
-                        window_size=14,
-                        output_channels=256,
-                        image_size=1024,
-                        patch_size=16)))),
-        frozen_modules=('vision_encoder', 'projector'))
-
-
 def test_glamm_7b_official_layout_on_meta(tmp_path):
     """Our 7B graph, inverted, has exactly the release's predicted keys
     (official_releases.md §1.2: 936 tensors = LLM 291, mm_projector 4,

@@ -4,7 +4,7 @@ import torch
 
 from mmgrounding.models.lmms import GLaMM, parse_glamm_answer
 from mmgrounding.registry import MODELS
-from mmgrounding.testing import (GLAMM_LORA, VICUNA_7B, build_tiny_tokenizer,
+from mmgrounding.testing import (GLAMM_LORA, build_tiny_tokenizer, glamm_7b_cfg,
                                  make_glamm_batch, tiny_glamm_cfg)
 
 TRAIN_PROMPTS = [
@@ -276,64 +276,7 @@ def test_glamm_7b_graph_on_meta_device(tmp_path):
     build_tiny_tokenizer(
         str(tmp_path), include_model_tokens=False, vocab_size=32000)
     h, ffn, layers = 4096, 11008, 32
-    cfg = dict(
-        type='GLaMM',
-        vision_encoder=dict(
-            type='HFVisionEncoder',
-            config=dict(
-                type='CLIPVisionConfig',
-                hidden_size=1024,
-                intermediate_size=4096,
-                num_hidden_layers=24,
-                num_attention_heads=16,
-                image_size=336,
-                patch_size=14,
-                projection_dim=768),
-            select_layers=(-11, -8, -5, -2)),
-        projector=dict(
-            type='MLPProjector',
-            in_channels=1024,
-            out_channels=h,
-            hidden_channels=h,
-            act='GELU'),
-        language_model=dict(
-            type='HFCausalLM',
-            config=dict(VICUNA_7B),
-            tokenizer=dict(pretrained_model_name_or_path=str(tmp_path)),
-            lora=GLAMM_LORA),
-        region_encoder=dict(
-            type='GLaMMRegionEncoder',
-            in_channels=1024,
-            out_channels=h,
-            num_levels=4,
-            image_size=336,
-            roi_size=14,
-            query_channels=1024,
-            pos_hidden_channels=256,
-            num_fuse=5,
-            norm_cfg=dict(type='GN', num_groups=64)),
-        seg_projector=dict(
-            type='MLPProjector',
-            in_channels=h,
-            out_channels=256,
-            hidden_channels=h,
-            act='ReLU'),
-        grounding_head=dict(
-            type='SAMGroundingHead',
-            sam=dict(
-                config=dict(
-                    type='SamConfig',
-                    vision_config=dict(
-                        hidden_size=1280,
-                        num_hidden_layers=32,
-                        num_attention_heads=16,
-                        mlp_dim=5120,
-                        global_attn_indexes=[7, 15, 23, 31],
-                        window_size=14,
-                        output_channels=256,
-                        image_size=1024,
-                        patch_size=16)))),
-        frozen_modules=('vision_encoder', 'projector'))
+    cfg = glamm_7b_cfg(str(tmp_path))
     with torch.device('meta'):
         model = MODELS.build(cfg)
 

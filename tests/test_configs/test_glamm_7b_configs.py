@@ -13,33 +13,11 @@ import torch
 from mmengine.config import Config
 
 from mmgrounding.registry import MODELS
-from mmgrounding.testing import VICUNA_7B, build_tiny_tokenizer
+from mmgrounding.testing import (CLIP_L_336, SAM_VIT_H, VICUNA_7B,
+                                 build_tiny_tokenizer)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / 'configs' / 'glamm').glob('glamm_vicuna7b_*.py'))
-
-CLIP_L_336 = dict(
-    type='CLIPVisionConfig',
-    hidden_size=1024,
-    intermediate_size=4096,
-    num_hidden_layers=24,
-    num_attention_heads=16,
-    image_size=336,
-    patch_size=14,
-    projection_dim=768)
-SAM_VIT_H = dict(
-    type='SamConfig',
-    vision_config=dict(
-        hidden_size=1280,
-        num_hidden_layers=32,
-        num_attention_heads=16,
-        mlp_dim=5120,
-        global_attn_indexes=[7, 15, 23, 31],
-        window_size=14,
-        output_channels=256,
-        image_size=1024,
-        patch_size=16))
-
 
 @pytest.fixture(scope='module')
 def vicuna_tokenizer(tmp_path_factory):

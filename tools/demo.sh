@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=data/synthetic
-CFG=configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1200it_synthetic.py
-RES_CFG=configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1200it_synthetic-refseg-test.py
+CFG=configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py
+RES_CFG=configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic-refseg-test.py
 WORK=${WORK:-work_dirs/glamm_tiny_demo}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 

@@ -36,10 +36,17 @@ class GroundingVisualizer(DetLocalVisualizer):
     Ground truth and prediction are drawn side by side.
     """
 
-    def __init__(self, name: str = 'visualizer', text_panel_height: int = 96,
-                 alpha: float = 0.5, **kwargs) -> None:
+    def __init__(self,
+                 name: str = 'visualizer',
+                 text_panel_height: int = 96,
+                 text_panel_width: int = 320,
+                 max_lines: int = 12,
+                 alpha: float = 0.5,
+                 **kwargs) -> None:
         super().__init__(name=name, alpha=alpha, **kwargs)
         self.text_panel_height = text_panel_height
+        self.text_panel_width = text_panel_width
+        self.max_lines = max_lines
 
     def _draw_panel(self, image: np.ndarray, masks: np.ndarray,
                     phrases: Sequence[str], text: str) -> np.ndarray:
@@ -57,16 +64,19 @@ class GroundingVisualizer(DetLocalVisualizer):
                 np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]),
                 edge_colors=[colour], line_widths=1)
         drawn = self.get_image()
-        panel_h = max(self.text_panel_height, 12 * (len(phrases) + 4))
-        self.set_image(np.full((panel_h, max(w, 256), 3), 255, np.uint8))
+        width = max(w, self.text_panel_width)
+        lines = textwrap.wrap(text or '', width=width // 6)[:self.max_lines]
         line_h, font = 11, 8
+        panel_h = max(self.text_panel_height,
+                      line_h * (len(phrases) + len(lines)) + 6)
+        self.set_image(np.full((panel_h, width, 3), 255, np.uint8))
         y = 2
         for i, phrase in enumerate(phrases):
             self.draw_texts(f'[{i}] {phrase}', np.array([2, y]),
                             colors=[PALETTE[i % len(PALETTE)]],
                             font_sizes=font)
             y += line_h
-        for line in textwrap.wrap(text or '', width=max(20, w // 6))[:6]:
+        for line in lines:
             self.draw_texts(line, np.array([2, y]), colors='black',
                             font_sizes=font)
             y += line_h

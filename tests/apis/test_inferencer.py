@@ -24,7 +24,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / ('configs/glamm/'
-              'glamm_llama-tiny_clip-tiny_sam-tiny_1200it_synthetic.py')
+              'glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py')
 IMG1 = 'data/synthetic/images/000000000001.png'
 IMG2 = 'data/synthetic/images/000000000002.png'
 MAX_NEW = 6

@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 from mmgrounding.datasets.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[2]
-CFG = ROOT / 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1200it_synthetic.py'
+CFG = ROOT / 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py'
 RES_CFG = ROOT / ('configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_2k_'
                   'synthetic-refseg-test.py')
 # margins, in gIoU points (x100): see the module docstring and the README

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from mmgrounding.datasets.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1200it_synthetic.py'
+TINY = ROOT / 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py'
 QUICK = [
     'train_cfg.max_iters=2', 'train_dataloader.batch_size=2',
     'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',

@@ -7,7 +7,7 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-max_iters = 1200
+max_iters = 1000
 # no validation while training: tools/test.py scores the final checkpoint
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_begin=max_iters + 1, val_interval=max_iters + 1)

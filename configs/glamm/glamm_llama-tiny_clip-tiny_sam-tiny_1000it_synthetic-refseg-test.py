@@ -2,7 +2,7 @@
 # expression of synthetic val (RefCOCO-style refs), teacher-forced with
 # "Sure, it is [SEG]." as GLaMM's official RES evaluation, scored with
 # cIoU/gIoU. Use with the checkpoint of the 2k synthetic config.
-_base_ = ['./glamm_llama-tiny_clip-tiny_sam-tiny_1200it_synthetic.py']
+_base_ = ['./glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py']
 
 model = dict(refseg_teacher_forcing=True)
 test_dataloader = dict(

@@ -27,6 +27,7 @@ RES_CFG = ROOT / ('configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_2k_'
 # margins, in gIoU points (x100): see the module docstring and the README
 MARGIN_OVER_UNTRAINED = 20.0
 MARGIN_OVER_TRIVIAL = 3.0
+GCG_MARGIN = 25.0
 
 
 def _run(args, cwd):
@@ -67,6 +68,7 @@ def test_tiny_glamm_learns_on_synthetic_world(tmp_path, monkeypatch):
     generate_world(str(tmp_path / 'data' / 'synthetic'), seed=0)
     monkeypatch.chdir(tmp_path)
     untrained = _untrained_metrics(RES_CFG, tmp_path / 'untrained')
+    untrained_gcg = _untrained_metrics(CFG, tmp_path / 'untrained_gcg')
 
     work = tmp_path / 'work'
     _run([ROOT / 'tools/train.py', CFG, '--work-dir', work], tmp_path)
@@ -81,10 +83,15 @@ def test_tiny_glamm_learns_on_synthetic_world(tmp_path, monkeypatch):
     baselines = _load_tool('synthetic_baselines').evaluate_baselines(str(tmp_path / 'data' / 'synthetic'))
     trivial = 100 * max(baselines['every shape']['gIoU'],
                         baselines['largest object']['gIoU'])
-    print(f'untrained {untrained}\ntrained {trained}\ngcg {gcg}\n'
-          f'baselines {baselines}')
+    print(f'untrained {untrained} {untrained_gcg}\ntrained {trained}\n'
+          f'gcg {gcg}\nbaselines {baselines}')
+    # referring segmentation: above the untrained model and the trivial
+    # heuristics (every shape as foreground, the largest object)
     assert trained['refseg/gIoU'] >= untrained['refseg/gIoU'] + \
         MARGIN_OVER_UNTRAINED
     assert trained['refseg/gIoU'] >= trivial + MARGIN_OVER_TRIVIAL
     assert trained['refseg/cIoU'] > untrained['refseg/cIoU']
-    assert gcg['gcg/mIoU'] > 2 * untrained['refseg/gIoU']
+    # grounded conversation generation: masks and captions learned
+    assert gcg['gcg/mIoU'] >= untrained_gcg['gcg/mIoU'] + GCG_MARGIN
+    assert gcg['gcg/AP50'] >= untrained_gcg['gcg/AP50'] + GCG_MARGIN
+    assert gcg['gcg/CIDEr'] > untrained_gcg['gcg/CIDEr'] + GCG_MARGIN

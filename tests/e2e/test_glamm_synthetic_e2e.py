@@ -21,9 +21,9 @@ from mmengine.runner import Runner
 from mmgrounding.datasets.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[2]
-CFG = ROOT / 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py'
-RES_CFG = ROOT / ('configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_2k_'
-                  'synthetic-refseg-test.py')
+STEM = 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic'
+CFG = ROOT / f'{STEM}.py'
+RES_CFG = ROOT / f'{STEM}-refseg-test.py'
 # margins, in gIoU points (x100): see the module docstring and the README
 MARGIN_OVER_UNTRAINED = 20.0
 MARGIN_OVER_TRIVIAL = 3.0

@@ -57,8 +57,8 @@ class GroundingInferencer(BaseInferencer):
     Example::
 
         >>> inferencer = GroundingInferencer(
-        ...     'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_2k_'
-        ...     'synthetic.py', weights='work_dirs/x/iter_2000.pth')
+        ...     'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_'
+        ...     'synthetic.py', weights='work_dirs/x/iter_1000.pth')
         >>> out = inferencer('demo.png', 'Please describe the image.',
         ...                  task='gcg', out_dir='vis')
         >>> out[0]['caption'], out[0]['phrases'], out[0]['masks'][0].shape

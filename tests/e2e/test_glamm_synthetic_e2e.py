@@ -6,6 +6,14 @@ on every val expression is scored with the official gIoU/cIoU code, and GCG
 on val with the official GCG metrics. The trained model must clearly beat
 the same config untrained AND the trivial heuristics (every shape as
 foreground, the largest object) on the same expressions.
+
+Margins (metrics x 100). Measured on 2 CPU cores (seed 0): untrained RES
+gIoU 3.1, trained 44.6; trivial heuristics 34.9 / 35.2 gIoU; untrained GCG
+mIoU 0 / AP50 0 / CIDEr 0.04 (no [SEG] generated), trained 54.2 / 26.3 /
+116.7. Each margin is about half the measured gain, so a run whose masks or
+captions did not learn fails while machine-to-machine float differences
+(runs are seeded) do not; the RES margin over the trivial heuristics is
+small on purpose: the claim is "better than predicting all shapes".
 """
 import glob
 import json
@@ -27,7 +35,7 @@ RES_CFG = ROOT / f'{STEM}-refseg-test.py'
 # margins, in gIoU points (x100): see the module docstring and the README
 MARGIN_OVER_UNTRAINED = 20.0
 MARGIN_OVER_TRIVIAL = 3.0
-GCG_MARGIN = 25.0
+GCG_MARGINS = {'gcg/mIoU': 25.0, 'gcg/AP50': 12.0, 'gcg/CIDEr': 50.0}
 
 
 def _run(args, cwd):
@@ -92,6 +100,5 @@ def test_tiny_glamm_learns_on_synthetic_world(tmp_path, monkeypatch):
     assert trained['refseg/gIoU'] >= trivial + MARGIN_OVER_TRIVIAL
     assert trained['refseg/cIoU'] > untrained['refseg/cIoU']
     # grounded conversation generation: masks and captions learned
-    assert gcg['gcg/mIoU'] >= untrained_gcg['gcg/mIoU'] + GCG_MARGIN
-    assert gcg['gcg/AP50'] >= untrained_gcg['gcg/AP50'] + GCG_MARGIN
-    assert gcg['gcg/CIDEr'] > untrained_gcg['gcg/CIDEr'] + GCG_MARGIN
+    for key, margin in GCG_MARGINS.items():
+        assert gcg[key] >= untrained_gcg[key] + margin, (key, gcg, untrained_gcg)

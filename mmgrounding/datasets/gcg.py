@@ -7,8 +7,8 @@ import mmengine
 
 from mmgrounding.registry import DATASETS
 from .base_grounding import BaseGroundingDataset, RecordFn
-from .utils import (IMAGE_TOKEN, RecordError, index_coco, locate_phrase,
-                    mask_to_bbox, seeded_rng, xywh_to_xyxy)
+from .utils import (IMAGE_TOKEN, RecordError, default_ann_file, index_coco,
+                    locate_phrase, mask_to_bbox, seeded_rng, xywh_to_xyxy)
 
 #: The instruction of GLaMM's GCG evaluation (eval/gcg/infer.py).
 GCG_QUESTION = ('Could you please give me a detailed description of the '
@@ -90,20 +90,13 @@ class GCGDataset(BaseGroundingDataset):
                  question_templates: Sequence[str] = (GCG_QUESTION, ),
                  min_caption_words: int = 3,
                  **kwargs) -> None:
-        if format not in GCG_FILES:
-            raise ValueError(f'GCGDataset: unknown format {format!r}; '
-                             f'expected one of {list(GCG_FILES)}')
-        if split not in GCG_FILES[format]:
-            raise ValueError(
-                f'GCGDataset: unknown split {split!r} for format {format!r}; '
-                f'expected one of {list(GCG_FILES[format])}')
+        kwargs['ann_file'] = default_ann_file('GCGDataset', GCG_FILES, format,
+                                              split, kwargs.get('ann_file'))
         self.format = format
         self.SOURCE = f'gcg_{format}'
         self.mask_file = mask_file
         self.question_templates = tuple(question_templates)
         self.min_caption_words = min_caption_words
-        if not kwargs.get('ann_file'):
-            kwargs['ann_file'] = GCG_FILES[format][split]
         super().__init__(*args, split=split, **kwargs)
 
     def _join_prefix(self):

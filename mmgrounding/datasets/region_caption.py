@@ -5,8 +5,8 @@ import mmengine
 
 from mmgrounding.registry import DATASETS
 from .base_grounding import BaseGroundingDataset, RecordFn
-from .utils import (IMAGE_TOKEN, RecordError, index_coco, seeded_rng,
-                    xywh_to_xyxy)
+from .utils import (IMAGE_TOKEN, RecordError, default_ann_file, index_coco,
+                    seeded_rng, xywh_to_xyxy)
 
 #: The instruction of GLaMM's region-caption evaluation
 #: (eval/region_captioning/infer.py); ``<region>`` marks the placeholder.
@@ -74,21 +74,15 @@ class RegionCaptionDataset(BaseGroundingDataset):
                  region_token: str = '<bbox>',
                  question_templates: Sequence[str] = REGION_QUESTIONS,
                  **kwargs) -> None:
-        if format not in REGION_FILES:
-            raise ValueError(f'RegionCaptionDataset: unknown format '
-                             f'{format!r}; expected {list(REGION_FILES)}')
-        if split not in REGION_FILES[format]:
-            raise ValueError(
-                f'RegionCaptionDataset: unknown split {split!r} for format '
-                f'{format!r}; expected one of {list(REGION_FILES[format])}')
+        kwargs['ann_file'] = default_ann_file('RegionCaptionDataset',
+                                              REGION_FILES, format, split,
+                                              kwargs.get('ann_file'))
         self.format = format
         self.SOURCE = f'region_caption_{format}'
         self.one_per_region = one_per_region
         self.max_regions_per_image = max_regions_per_image
         self.region_token = region_token
         self.question_templates = tuple(question_templates)
-        if not kwargs.get('ann_file'):
-            kwargs['ann_file'] = REGION_FILES[format][split]
         super().__init__(*args, split=split, **kwargs)
 
     def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:

@@ -34,6 +34,21 @@ class RecordError(ValueError):
         super().__init__(f'{field}: {message}')
 
 
+def default_ann_file(dataset: str, files: Dict[str, Dict[str, str]],
+                     format: str, split: str,
+                     ann_file: Optional[str]) -> str:
+    """Check ``format``/``split`` against a source's released files and
+    return ``ann_file`` or, when it is empty, that split's default file."""
+    if format not in files:
+        raise ValueError(f'{dataset}: unknown format {format!r}; expected '
+                         f'one of {list(files)}')
+    if split not in files[format]:
+        raise ValueError(
+            f'{dataset}: unknown split {split!r} for format {format!r}; '
+            f'expected one of {list(files[format])}')
+    return ann_file or files[format][split]
+
+
 def xywh_to_xyxy(bbox: Sequence[float]) -> List[float]:
     """COCO ``[x, y, w, h]`` to ``[x1, y1, x2, y2]`` (plain floats)."""
     if len(bbox) != 4:

@@ -4,8 +4,8 @@ Examples::
 
     # grounded conversation generation (GLaMM's GCG instruction by default)
     python demo/image_demo.py data/synthetic/images/000000000001.png \\
-        configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_2k_synthetic.py \\
-        --weights work_dirs/glamm_tiny_demo/iter_2000.pth --task gcg
+        configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py \\
+        --weights work_dirs/glamm_tiny_demo/iter_1000.pth --task gcg
 
     # referring segmentation: the prompt is the expression
     python demo/image_demo.py IMAGE CONFIG --weights CKPT --task refseg \\

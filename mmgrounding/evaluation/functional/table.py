@@ -22,7 +22,9 @@ def log_metric_table(title: str,
     for name, value in metrics.items():
         rows.append([name, f'{value:.4f}' if isinstance(value, float)
                      else str(value)])
-    table = AsciiTable(rows, title=title).table
+    # the title goes on its own line: terminaltables silently drops a title
+    # wider than the table, and the encoder name must always be shown
+    table = f'{title}\n' + AsciiTable(rows).table
     print_log('\n' + table, logger='current')
     for note in notes:
         print_log(note, logger='current')

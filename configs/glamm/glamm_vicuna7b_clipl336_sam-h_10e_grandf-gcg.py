@@ -25,35 +25,32 @@ param_scheduler = [
          begin=100 * 10, end=max_iters)
 ]
 
+gcg_train = dict(
+    type='GCGDataset',
+    split='train',
+    data_root=grandf_root,
+    pipeline={{_base_.glamm_train_pipeline}})
 gcg_sources = [
     dict(
-        type='GCGDataset',
+        **gcg_train,
         format='refcocog',
-        data_root=grandf_root,
         ann_file='annotations/train/RefCOCOg_GCG_train.json',
-        data_prefix=dict(img_path='../coco_2014/train2014/'),
-        pipeline={{_base_.glamm_train_pipeline}}),
+        data_prefix=dict(img_path='../coco_2014/train2014/')),
     dict(
-        type='GCGDataset',
+        **gcg_train,
         format='psg',
-        data_root=grandf_root,
         ann_file='annotations/train/OpenPsgGCG_train.json',
-        data_prefix=dict(img_path='../coco_2017/'),
-        pipeline={{_base_.glamm_train_pipeline}}),
+        data_prefix=dict(img_path='../coco_2017/')),
     dict(
-        type='GCGDataset',
+        **gcg_train,
         format='flickr',
-        data_root=grandf_root,
         ann_file='annotations/train/flickr_mergedGT_GCG_train.json',
-        data_prefix=dict(img_path='../flikcr_30k/train/'),
-        pipeline={{_base_.glamm_train_pipeline}}),
+        data_prefix=dict(img_path='../flikcr_30k/train/')),
     dict(
-        type='GCGDataset',
+        **gcg_train,
         format='grandf',
-        data_root=grandf_root,
         ann_file='annotations/train/GranDf_HA_GCG_train.json',
-        data_prefix=dict(img_path='GranDf_HA_images/train/'),
-        pipeline={{_base_.glamm_train_pipeline}}),
+        data_prefix=dict(img_path='GranDf_HA_images/train/')),
 ]
 train_dataloader = dict(
     batch_size=2,
@@ -64,38 +61,33 @@ train_dataloader = dict(
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type='ConcatDataset', datasets=gcg_sources))
 
+# GranDf val/test ground truth in the official evaluator's file pair
+gcg_eval = dict(
+    type='GCGDataset',
+    format='eval',
+    data_root=grandf_root,
+    data_prefix=dict(img_path='GranDf_HA_images/val_test/'),
+    test_mode=True,
+    pipeline={{_base_.glamm_test_pipeline}})
+eval_loader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='pseudo_collate'))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
+    **eval_loader,
     dataset=dict(
-        type='GCGDataset',
-        format='eval',
+        **gcg_eval,
         split='val',
-        data_root=grandf_root,
-        ann_file='annotations/val_test/val_gcg_coco_caption_gt.json',
-        data_prefix=dict(img_path='GranDf_HA_images/val_test/'),
-        test_mode=True,
-        pipeline={{_base_.glamm_test_pipeline}}))
+        ann_file='annotations/val_test/val_gcg_coco_caption_gt.json'))
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=4,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
+    **eval_loader,
     dataset=dict(
-        type='GCGDataset',
-        format='eval',
+        **gcg_eval,
         split='test',
-        data_root=grandf_root,
-        ann_file='annotations/val_test/test_gcg_coco_caption_gt.json',
-        data_prefix=dict(img_path='GranDf_HA_images/val_test/'),
-        test_mode=True,
-        pipeline={{_base_.glamm_test_pipeline}}))
+        ann_file='annotations/val_test/test_gcg_coco_caption_gt.json'))
 # recall uses a text encoder: the official one is bert-base-uncased
 # (mean-pooled), from a local directory; the default is the offline MiniLM
 val_evaluator = dict(

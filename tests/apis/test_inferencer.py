@@ -19,6 +19,7 @@ from mmengine.config import Config
 
 from mmgrounding.apis import GroundingInferencer
 from mmgrounding.datasets.synthetic import generate_world
+from mmgrounding.testing import load_script
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
@@ -207,15 +208,11 @@ def test_weights_and_demo_cli(inferencer, world, tmp_path, monkeypatch,
     """A saved checkpoint reproduces the rewired model's answer through
     ``demo/image_demo.py`` (a freshly built model is initialised
     differently, so equality shows the weights were loaded)."""
-    import importlib.util
     ckpt = tmp_path / 'model.pth'
     torch.save(dict(state_dict=inferencer.model.state_dict(), meta=dict()),
                ckpt)
     expected = inferencer(IMG1, 'the red circle', task='refseg')[0]
-    spec = importlib.util.spec_from_file_location(
-        'image_demo', ROOT / 'demo' / 'image_demo.py')
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script('demo/image_demo.py')
     monkeypatch.chdir(world)
     torch.manual_seed(123)
     result = demo.main([

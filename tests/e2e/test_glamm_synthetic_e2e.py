@@ -27,6 +27,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmgrounding.datasets.synthetic import generate_world
+from mmgrounding.testing import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 STEM = 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic'
@@ -54,15 +55,6 @@ def _metrics(work_dir):
         return json.load(f)
 
 
-def _load_tool(name):
-    import importlib.util
-    path = ROOT / 'tools' / 'analysis_tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _untrained_metrics(cfg_path, work_dir):
     cfg = Config.fromfile(str(cfg_path))
     cfg.work_dir = str(work_dir)
@@ -88,7 +80,7 @@ def test_tiny_glamm_learns_on_synthetic_world(tmp_path, monkeypatch):
          tmp_path)
     gcg = _metrics(work / 'gcg')
 
-    baselines = _load_tool('synthetic_baselines').evaluate_baselines(str(tmp_path / 'data' / 'synthetic'))
+    baselines = load_script('tools/analysis_tools/synthetic_baselines.py').evaluate_baselines(str(tmp_path / 'data' / 'synthetic'))
     trivial = 100 * max(baselines['every shape']['gIoU'],
                         baselines['largest object']['gIoU'])
     print(f'untrained {untrained} {untrained_gcg}\ntrained {trained}\n'

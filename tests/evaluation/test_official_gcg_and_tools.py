@@ -1,5 +1,4 @@
 """Official GCG JSON loader, eval_metric.py (pickle and official modes)."""
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -11,6 +10,7 @@ from eval_test_utils import TableEncoder, box_mask
 from mmdet.structures.mask import BitmapMasks
 
 from mmgrounding.evaluation import GCGMetric, encode_rle, load_official_gcg
+from mmgrounding.testing import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 H, W = 6, 8
@@ -20,11 +20,7 @@ C = box_mask(H, W, 0, 4, 3, 8)
 
 
 def load_tool(name):
-    path = osp.join(ROOT, 'tools', 'analysis_tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/analysis_tools/{name}.py')
 
 
 def write_official(root, nested=True):

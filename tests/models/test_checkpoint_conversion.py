@@ -7,7 +7,6 @@ written as two ``pytorch_model-*.bin`` shards with an index, converted with
 the tool and loaded into a fresh tiny GLaMM, which must then compute exactly
 what the original computes.
 """
-import importlib.util
 import json
 import os.path as osp
 
@@ -23,8 +22,8 @@ from mmgrounding.models.utils.checkpoint_mapping import (
     sam_hf_to_official, sam_official_to_hf)
 from mmgrounding.registry import MODELS
 from mmgrounding.testing import (GLAMM_LORA, build_tiny_tokenizer, glamm_7b_cfg,
-                                 make_glamm_batch, tiny_glamm_cfg,
-                                 tiny_sam_cfg)
+                                 load_script, make_glamm_batch,
+                                 tiny_glamm_cfg, tiny_sam_cfg)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 UNKNOWN_KEY = 'model.some_new_module.weight'
@@ -34,11 +33,7 @@ BOXES = [torch.zeros(0, 4), torch.tensor([[4., 4., 40., 30.]])]
 
 
 def load_tool(name):
-    path = osp.join(ROOT, 'tools', 'model_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/model_converters/{name}.py')
 
 
 def glamm_cfg(tok_dir, **kwargs):

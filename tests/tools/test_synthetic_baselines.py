@@ -1,20 +1,17 @@
 """Heuristic baselines against hand-computed IoUs on a two-object image."""
-import importlib.util
 import json
 import pickle
 from pathlib import Path
 
 import pytest
 
+from mmgrounding.testing import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tool():
-    path = ROOT / 'tools/analysis_tools/synthetic_baselines.py'
-    spec = importlib.util.spec_from_file_location('synthetic_baselines', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/analysis_tools/synthetic_baselines.py')
 
 
 def _square(x, y, s):

@@ -56,8 +56,8 @@ train_dataloader = dict(
     batch_size=2,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(
-        type='MultiSourceSampler', batch_size=2, source_ratio=[3, 3, 3, 1]),
+    # GLaMM's HybridDataset: each sample's source drawn with p ~ 3:3:3:1
+    sampler=dict(type='RandomSourceSampler', source_ratio=[3, 3, 3, 1]),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type='ConcatDataset', datasets=gcg_sources))
 

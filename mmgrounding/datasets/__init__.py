@@ -2,7 +2,8 @@
 
 Every loader returns the model-neutral record of docs/data_contract.md §1
 (conversation + phrase char spans + instances + regions). Importing this
-package also registers the transforms (``.transforms``).
+package also registers the transforms (``.transforms``) and the
+source-mixing samplers (``.samplers``).
 """
 from . import transforms  # noqa: F401  (registers the pipeline transforms)
 from .base_grounding import BaseGroundingDataset
@@ -13,9 +14,11 @@ from .gvc import GVCDataset
 from .llava_instruct import LLaVAInstructDataset
 from .refcoco import RefCOCOGroundingDataset
 from .region_caption import RegionCaptionDataset
+from .samplers import MultiSourceSampler, RandomSourceSampler
 
 __all__ = [
     'BaseGroundingDataset', 'RefCOCOGroundingDataset',
     'Flickr30kEntitiesDataset', 'GVCDataset', 'GCGDataset',
-    'RegionCaptionDataset', 'LLaVAInstructDataset', 'GranDPretrainDataset'
+    'RegionCaptionDataset', 'LLaVAInstructDataset', 'GranDPretrainDataset',
+    'RandomSourceSampler', 'MultiSourceSampler'
 ]

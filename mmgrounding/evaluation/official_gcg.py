@@ -37,9 +37,14 @@ def _prediction(path: str) -> Dict[str, Any]:
     first = next(iter(data.values()))
     if isinstance(first, dict) and 'caption' in first:
         data = first
-    for key in ('caption', 'phrases'):
+    # the official evaluate.py reads all three unconditionally (a file
+    # without `pred_masks` is a KeyError there, not "no masks")
+    for key in ('caption', 'phrases', 'pred_masks'):
         if key not in data:
             raise KeyError(f'{path}: missing field "{key}"')
+    if not isinstance(data['pred_masks'], list):
+        raise ValueError(f'{path}: field "pred_masks" must be a list of '
+                         f'COCO RLEs, got {type(data["pred_masks"]).__name__}')
     return data
 
 
@@ -103,7 +108,7 @@ def load_official_gcg(pred_dir: str,
             pred = dict(caption='', phrases=[], pred_masks=[])
         pred_rles = [
             _compressed(r, f'{path} pred_masks[{i}]')
-            for i, r in enumerate(pred.get('pred_masks', []))
+            for i, r in enumerate(pred['pred_masks'])
         ]
         height, width = sizes[img_id]
         for rle in pred_rles:

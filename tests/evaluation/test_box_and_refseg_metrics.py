@@ -50,13 +50,14 @@ def test_refseg_union_zero_and_float32():
         RefSegGIoUMetric(iou_metrics=['mIoU'])
 
 
-def test_refseg_duplicates_dropped_and_size_error():
+def test_refseg_repeated_samples_count_and_size_error():
     a = box_mask(4, 4, 0, 0, 2, 2)
     metric = RefSegGIoUMetric()
     s = seg_sample(1, [a], [a])
+    # mmengine drops distributed padding: what reaches the metric counts
     metric.process({}, [s, s])
     assert metric.compute_metrics(metric.results)['gIoU'] == pytest.approx(
-        100 * (4 / (4 + 1e-5)) / (1 + 1e-5))
+        100 * 2 * (4 / (4 + 1e-5)) / (2 + 1e-5))
     bad = seg_sample(2, [a], [np.zeros((3, 3), dtype=bool)])
     with pytest.raises(ValueError, match='img_id=2.*original image size'):
         metric.process({}, [bad])

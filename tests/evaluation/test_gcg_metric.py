@@ -125,7 +125,7 @@ def test_recall_first_failure_break_in_metric():
 def test_data_elements_duplicates_and_errors():
     s = sample(7, [A], ['man'], [A], ['man'], as_element=True)
     metric = GCGMetric(caption_metrics=(), text_encoder=TableEncoder())
-    metric.process({}, [s, s])  # distributed padding repeats a sample
+    metric.process({}, [s, s])  # two samples of one image both count
     assert len(metric.results) == 2
     assert metric.results[0]['caption'] == 'x'  # cleaned pred_text
     res = metric.compute_metrics(metric.results)

@@ -61,7 +61,7 @@ def test_paper_example():
     }
     judge = DictJudge(verdicts, ratings=[(8.0, 6.0)])
     metric = GroundingBenchMetric(judge=judge)
-    metric.process({}, [sample, sample])  # duplicate is dropped
+    metric.process({}, [sample])
     res = metric.compute_metrics(metric.results)
     p, r = 4 / 7, 3 / 12
     assert res['grounded_precision'] == pytest.approx(100 * p)

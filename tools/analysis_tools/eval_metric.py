@@ -5,7 +5,13 @@ Two modes:
 1. ``python tools/analysis_tools/eval_metric.py CONFIG PREDS.pkl``: re-run
    the config's ``test_evaluator`` on the data samples that
    ``tools/test.py --out PREDS.pkl`` dumped (mmengine ``DumpResults``: a list
-   of dicts with predictions and GT).
+   of dicts with predictions and GT). The pickle is read with a restricted
+   unpickler (``mmgrounding.evaluation.load_prediction_pickle``): only
+   builtins, numpy, CPU torch tensors and mmengine/mmdet data structures
+   are rebuilt, any other global (e.g. ``os.system`` behind a
+   ``__reduce__``) is refused before it can run, so a ``.pkl`` from
+   elsewhere cannot execute code. The format is ``DumpResults``' own, so
+   existing dumps load unchanged.
 2. ``python tools/analysis_tools/eval_metric.py [CONFIG] --official-gcg-dir
    PRED_DIR --gt-dir GT_DIR --split val``: score official GLaMM GCG
    prediction files (one ``<image_id>.json`` per image) against the official
@@ -110,7 +116,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         if metric.prefix:
             metrics = {f'{metric.prefix}/{k}': v for k, v in metrics.items()}
     else:
-        predictions = mmengine.load(args.pkl_results)
+        from mmgrounding.evaluation import load_prediction_pickle
+        if not args.pkl_results.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'{args.pkl_results}: expected a .pkl/.pickle '
+                             'file written by tools/test.py --out')
+        predictions = load_prediction_pickle(args.pkl_results)
         if not isinstance(predictions, (list, tuple)) or not predictions:
             raise ValueError(f'{args.pkl_results}: expected a non-empty list '
                              'of data samples (tools/test.py --out)')

@@ -49,7 +49,7 @@ class PackGroundingInputs(BaseTransform):
                  meta_keys: Sequence[str] = ('img_id', 'img_path',
                                              'ori_shape', 'img_shape',
                                              'task', 'source', 'gt_phrases',
-                                             'gt_captions', 'prompt')
+                                             'gt_captions', 'prompt', 'sample_idx')
                  ) -> None:
         self.meta_keys = tuple(meta_keys)
 

@@ -98,19 +98,3 @@ def score_captions(
         ', '.join(f'{k}={v:.4f}' for k, v in corpus.items()),
         logger='current')
     return corpus, per_key
-
-
-def dedupe_hypotheses(items: Sequence[Tuple[object, str]],
-                      name: str = 'hypotheses') -> Tuple[Dict[object, str],
-                                                         int]:
-    """Keep the first hypothesis per key (distributed samplers pad the last
-    batch by repeating samples). Returns the dict and #dropped duplicates."""
-    out: Dict[object, str] = {}
-    dropped = 0
-    for key, text in items:
-        if key in out:
-            dropped += 1
-            continue
-        out[key] = text
-    return out, dropped
-

@@ -7,7 +7,7 @@ arrays, mmdet ``BitmapMasks``/``PolygonMasks`` or a list of COCO RLE dicts
 (mmdet's ``DumpDetResults`` encodes predicted masks that way).
 """
 import re
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -135,13 +135,3 @@ def boxes_array(value: Any) -> np.ndarray:
     if arr.size == 0:
         return np.zeros((0, 4), dtype=np.float64)
     return arr.reshape(-1, 4)
-
-
-def first_seen(keys: Sequence[Any]) -> List[int]:
-    """Indices of the first occurrence of each key (keeps order)."""
-    seen, keep = set(), []
-    for i, k in enumerate(keys):
-        if k not in seen:
-            seen.add(k)
-            keep.append(i)
-    return keep

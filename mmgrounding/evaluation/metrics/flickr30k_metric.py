@@ -7,8 +7,8 @@ from mmdet.evaluation.metrics import Flickr30kMetric
 from mmdet.evaluation.metrics.flickr30k_metric import RecallTracker
 
 from mmgrounding.registry import METRICS
-from ..functional.sample_utils import (as_numpy, boxes_array, first_seen,
-                                       get_field, instance_field, sample_id)
+from ..functional.sample_utils import (as_numpy, boxes_array, get_field,
+                                       instance_field, sample_id)
 from ..functional.table import log_metric_table
 
 
@@ -124,13 +124,12 @@ class GroundingFlickr30kMetric(Flickr30kMetric):
                 sel = np.nonzero(pred_ids[:len(boxes)] == p)[0]
                 sel = sel[np.argsort(-scores[sel], kind='stable')]
                 per_phrase.append((boxes[sel], tar))
-            self.results.append(dict(key=img_id, phrases=per_phrase))
+            self.results.append(dict(phrases=per_phrase))
 
     def compute_metrics(self, results: List[Dict]) -> Dict[str, float]:
-        """Recall@k over all phrases, via mmdet's ``RecallTracker``."""
-        results = [
-            results[i] for i in first_seen([r['key'] for r in results])
-        ]
+        """Recall@k over all phrases, via mmdet's ``RecallTracker``: every
+        sample counts (Flickr30K has five sentences per image; mmengine's
+        ``collect_results`` already drops distributed padding)."""
         tracker = RecallTracker(self.topk)
         for r in results:
             for cur, tar in r['phrases']:

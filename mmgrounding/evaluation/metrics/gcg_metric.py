@@ -11,7 +11,7 @@ from ..functional.gcg import (coco_mask_ap50, greedy_miou,
                               normalise_image_ids, recall_matches_official,
                               recall_matches_strict)
 from ..functional.mask_ops import rle_iou_matrix
-from ..functional.sample_utils import (first_seen, get_field, image_shape,
+from ..functional.sample_utils import (get_field, image_shape,
                                        instance_field, masks_to_rles,
                                        predicted_caption, sample_id, str_list)
 from ..functional.table import log_metric_table
@@ -54,7 +54,12 @@ class GCGMetric(BaseMetric):
     Data sample fields read: ``img_id``, ``ori_shape``, ``pred_caption`` (or
     ``pred_text``), ``pred_phrases``, ``pred_instances.masks``,
     ``gt_instances.masks`` (one per GT phrase, token order), ``gt_phrases``,
-    ``gt_captions``. Duplicate ``img_id`` (distributed padding) are dropped.
+    ``gt_captions``. Every sample is scored, also when two share an
+    ``img_id`` (GCG sets built from RefCOCOg or Flickr30K captions have
+    several captions per image): for AP50 such samples become distinct
+    COCO images, ranked by ``img_id`` then order of arrival (the official
+    sets have one sample per image, where nothing changes). mmengine's
+    ``collect_results`` already drops distributed padding.
 
     Args:
         caption_metrics: subset of ``('METEOR', 'CIDEr')`` (``()`` skips the
@@ -149,12 +154,6 @@ class GCGMetric(BaseMetric):
     def compute_metrics(self, results: List[Dict[str, Any]]) -> Dict[str,
                                                                     float]:
         """Aggregate the per-image records into the five GCG numbers."""
-        keep = first_seen([r['img_id'] for r in results])
-        if len(keep) < len(results):
-            print_log(
-                f'GCGMetric: dropped {len(results) - len(keep)} duplicate '
-                'images (distributed padding)', logger='current')
-        results = [results[i] for i in keep]
         if not results:
             raise ValueError('GCGMetric: no sample to evaluate')
         metrics: Dict[str, float] = {}
@@ -200,6 +199,16 @@ class GCGMetric(BaseMetric):
             print_log(
                 'GCGMetric: mixed img_id types; AP50 ranks images by '
                 'str(img_id)', logger='current')
+        if len(set(ids)) < len(ids):
+            # distinct COCO images, ranked as (img_id, occurrence): stable
+            # sort of one-type ids, then integer ids in that order
+            order = sorted(range(len(ids)), key=lambda j: ids[j])
+            rank = {j: r for r, j in enumerate(order)}
+            print_log(
+                f'GCGMetric: {len(ids) - len(set(ids))} sample(s) share an '
+                'img_id with an earlier one; AP50 scores each as its own '
+                'image', logger='current')
+            ids = [rank[j] for j in range(len(ids))]
         images = [
             dict(id=i, height=r['height'], width=r['width'])
             for i, r in zip(ids, results)

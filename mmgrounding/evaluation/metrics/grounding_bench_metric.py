@@ -10,8 +10,7 @@ from mmengine.evaluator import BaseMetric
 from mmgrounding.registry import METRICS
 from ..builder import build_task_util
 from ..functional.mask_ops import rle_iou_matrix
-from ..functional.sample_utils import (as_numpy, boxes_array, first_seen,
-                                       get_field, image_shape,
+from ..functional.sample_utils import (as_numpy, boxes_array, get_field, image_shape,
                                        instance_field, masks_to_rles,
                                        predicted_caption, sample_id, str_list)
 from ..functional.table import log_metric_table
@@ -102,8 +101,6 @@ class GroundingBenchMetric(BaseMetric):
         where = f'Grounding-Bench sample img_id={img_id!r}'
         category = get_field(sample, 'category')
         record: Dict[str, Any] = dict(
-            key=(img_id, get_field(sample, 'sample_idx'),
-                 get_field(sample, 'question_id')),
             category=None if category is None else str(category),
             grounding=None,
             chat=None)
@@ -188,10 +185,8 @@ class GroundingBenchMetric(BaseMetric):
 
     # ------------------------------------------------------------------ #
     def compute_metrics(self, results: List[Dict]) -> Dict[str, float]:
-        """Grounded P/R/F1 and relative chat scores."""
-        results = [
-            results[i] for i in first_seen([r['key'] for r in results])
-        ]
+        """Grounded P/R/F1 and relative chat scores (every sample counts;
+        mmengine's ``collect_results`` already drops distributed padding)."""
         metrics: Dict[str, float] = {}
         grounded = [r['grounding'] for r in results if r['grounding']]
         if grounded:

@@ -6,8 +6,8 @@ from mmdet.evaluation.functional import bbox_overlaps
 from mmengine.evaluator import BaseMetric
 
 from mmgrounding.registry import METRICS
-from ..functional.sample_utils import (as_numpy, boxes_array, first_seen,
-                                       get_field, instance_field, sample_id)
+from ..functional.sample_utils import (as_numpy, boxes_array, get_field,
+                                       instance_field)
 from ..functional.table import log_metric_table
 
 
@@ -52,7 +52,6 @@ class RECAccMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Store, per expression, the rank of the first hit (or -1)."""
         for sample in data_samples:
-            img_id = sample_id(sample)
             gt = boxes_array(
                 instance_field(get_field(sample, 'gt_instances'), 'bboxes'))
             pred_inst = get_field(sample, 'pred_instances')
@@ -72,17 +71,10 @@ class RECAccMetric(BaseMetric):
                         continue
                     iou = bbox_overlaps(pred[k:k + 1], gt[k:k + 1])[0, 0]
                     ranks.append(0 if iou >= self.iou_thr else -1)
-            self.results.append(
-                dict(
-                    key=(img_id, get_field(sample, 'sample_idx'),
-                         str(get_field(sample, 'gt_phrases'))),
-                    ranks=ranks))
+            self.results.append(dict(ranks=ranks))
 
     def compute_metrics(self, results: List[Dict]) -> Dict[str, float]:
         """Fraction of expressions with a hit in the top k."""
-        results = [
-            results[i] for i in first_seen([r['key'] for r in results])
-        ]
         ranks = np.asarray([k for r in results for k in r['ranks']])
         metrics = {}
         for k in self.topk:

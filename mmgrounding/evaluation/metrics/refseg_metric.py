@@ -7,8 +7,7 @@ from mmdet.evaluation.metrics import RefSegMetric
 from mmgrounding.registry import METRICS
 from ..functional.mask_ops import to_bool_masks
 from ..functional.refseg import intersection_union, refseg_scores
-from ..functional.sample_utils import (first_seen, get_field, instance_field,
-                                       sample_id)
+from ..functional.sample_utils import get_field, instance_field, sample_id
 from ..functional.table import log_metric_table
 
 
@@ -26,15 +25,15 @@ class RefSegGIoUMetric(RefSegMetric):
     the i-th GT mask (``gt_instances.masks``, one per grounding token). A
     missing prediction counts as an empty mask; extra predictions are
     ignored. GT masks are binary (the official summed-polygon value 2 and
-    the 255 ignore label do not arise from ``BitmapMasks``).
+    the 255 ignore label do not arise from ``BitmapMasks``). Every sample
+    counts, even one whose image and expression text repeat another's (the
+    official evaluation counts repeated RefCOCO sentences each time);
+    mmengine's ``collect_results`` already drops distributed padding.
 
     Args:
         iou_metrics: subset of ``('cIoU', 'gIoU')``.
         float32: reproduce the official float32 accumulation (~1e-7).
         scale: factor applied to the reported numbers (100: paper tables).
-        dedupe: drop repeated ``img_id`` + expression lists (distributed
-            padding); set False when one image legitimately appears in
-            several samples with different expressions and no ``sample_idx``.
     """
     default_prefix: Optional[str] = 'refseg'
 
@@ -42,7 +41,6 @@ class RefSegGIoUMetric(RefSegMetric):
                  iou_metrics: Sequence[str] = ('cIoU', 'gIoU'),
                  float32: bool = False,
                  scale: float = 100.0,
-                 dedupe: bool = True,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         # the parent validates against its own names; ours are checked here
@@ -56,7 +54,6 @@ class RefSegGIoUMetric(RefSegMetric):
         self.metrics = list(iou_metrics)
         self.float32 = float32
         self.scale = scale
-        self.dedupe = dedupe
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Store per-expression intersection and union pixel counts."""
@@ -83,20 +80,11 @@ class RefSegGIoUMetric(RefSegMetric):
                 i, u = intersection_union(pred_mask, gt_mask)
                 inters.append(i)
                 unions.append(u)
-            key = get_field(sample, 'sample_idx')
             self.results.append(
-                dict(
-                    key=(img_id, key,
-                         tuple(str_or_empty(get_field(sample, 'gt_phrases')))),
-                    intersections=inters,
-                    unions=unions))
+                dict(intersections=inters, unions=unions))
 
     def compute_metrics(self, results: List[Dict]) -> Dict[str, float]:
         """cIoU and gIoU over all expressions."""
-        if self.dedupe:
-            results = [
-                results[i] for i in first_seen([r['key'] for r in results])
-            ]
         inters = [i for r in results for i in r['intersections']]
         unions = [u for r in results for u in r['unions']]
         scores = refseg_scores(inters, unions, float32=self.float32)
@@ -105,8 +93,3 @@ class RefSegGIoUMetric(RefSegMetric):
             f'RefSeg ({scores["num_expressions"]} expressions, '
             f'{len(results)} samples)', metrics)
         return metrics
-
-
-def str_or_empty(value: Any) -> List[str]:
-    """List of strings, [] for None."""
-    return [] if value is None else [str(v) for v in value]

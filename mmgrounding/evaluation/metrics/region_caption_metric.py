@@ -2,11 +2,9 @@
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import print_log
 
 from mmgrounding.registry import METRICS
-from ..functional.caption import (CAPTION_METRICS, dedupe_hypotheses,
-                                  score_captions)
+from ..functional.caption import CAPTION_METRICS, score_captions
 from ..functional.sample_utils import (get_field, predicted_caption,
                                        sample_id, str_list)
 from ..functional.table import log_metric_table
@@ -18,17 +16,16 @@ class RegionCaptionMetric(BaseMetric):
 
     GLaMM evaluates one caption per region (each GT "image" entry is one
     region) with pycocoevalcap ``COCOEvalCap`` (PTB tokenizer, METEOR corpus
-    score, CIDEr-D); see :func:`score_captions`. Here a region is identified
-    by ``id_key`` (default ``img_id``; use e.g. ``'region_id'`` when the
-    dataset puts several regions of one image in separate samples). Exactly
-    one hypothesis per region is scored: duplicates (distributed padding
-    repeats samples, which makes the official METEOR scorer assert) keep the
-    first. The caption is ``pred_caption`` (else the GLaMM-cleaned
+    score, CIDEr-D); see :func:`score_captions`. Every sample is one scored
+    item with its own references, also when two samples share an
+    ``id_key`` value (several regions of one image): nothing is merged or
+    dropped, and mmengine's ``collect_results`` already removes distributed
+    padding. The caption is ``pred_caption`` (else the GLaMM-cleaned
     ``pred_text``); references are ``gt_captions``.
 
     Args:
         caption_metrics: subset of ``('METEOR', 'CIDEr')``.
-        id_key: data-sample field that identifies a region.
+        id_key: data-sample field that names a region in error messages.
         scale: factor applied to the reported numbers.
     """
     default_prefix: Optional[str] = 'region_caption'
@@ -64,20 +61,16 @@ class RegionCaptionMetric(BaseMetric):
                     references=refs))
 
     def compute_metrics(self, results: List[Dict]) -> Dict[str, float]:
-        """Score one hypothesis per region."""
-        hyps, dropped = dedupe_hypotheses([(r['id'], r['caption'])
-                                           for r in results])
-        refs: Dict[Any, List[str]] = {}
-        for r in results:
-            refs.setdefault(r['id'], r['references'])
-        missing = [k for k, v in refs.items() if not v]
+        """Score one hypothesis per sample (keyed by its position)."""
+        missing = [r['id'] for r in results if not r['references']]
         if missing:
             raise ValueError('RegionCaptionMetric: no gt_captions for '
                              f'{self.id_key} {missing[:5]}')
-        if dropped:
-            print_log(
-                f'RegionCaptionMetric: dropped {dropped} duplicate '
-                'hypotheses (distributed padding)', logger='current')
+        refs: Dict[Any, List[str]] = {
+            i: r['references']
+            for i, r in enumerate(results)
+        }
+        hyps = {i: r['caption'] for i, r in enumerate(results)}
         corpus, _ = score_captions(refs, hyps, self.caption_metrics)
         metrics = {k: v * self.scale for k, v in corpus.items()}
         log_metric_table(f'Region captioning ({len(hyps)} regions)', metrics)

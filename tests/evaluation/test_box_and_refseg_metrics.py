@@ -102,7 +102,7 @@ def test_flickr30k_recall_at_k():
     s1['pred_instances']['phrase_ids'] = torch.tensor([0, 0, 1])
     s2 = box_sample(2, [[0, 0, 10, 10]], [])  # phrase with no prediction
     s2['gt_phrases'] = ['a man']
-    metric.process({}, [s1, s2, s1])
+    metric.process({}, [s1, s2])
     res = metric.compute_metrics(metric.results)
     # phrase 0: ranked [box(50..), box(0..)] -> hit at rank 2
     # phrase 1: hit at rank 1; phrase of image 2: miss

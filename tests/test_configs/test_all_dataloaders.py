@@ -102,25 +102,40 @@ def _point_at_fixtures(ds: dict, where: str) -> None:
     ds['data_prefix'] = dict(img_path='images/')
 
 
-def _swap_tokenizers(pipeline: list, tokenizers: dict) -> None:
+def _swap_tokenizers(pipeline: list, tokenizers: dict,
+                     image_tokens: set) -> None:
     for transform in pipeline:
         if 'tokenizer' in transform:
+            image_tokens.add(transform['num_image_tokens'])
             tok = dict(transform['tokenizer'])
             kind = 'bare' if transform.get('special_tokens') else 'full'
             tok['pretrained_model_name_or_path'] = tokenizers[kind]
             transform['tokenizer'] = tok
 
 
-def _override(ds: dict, tokenizers: dict, where: str) -> None:
+def _override(ds: dict, tokenizers: dict, where: str,
+              image_tokens: set) -> None:
+    """Fixtures and tiny tokenizers in every leaf dataset; collects the
+    pipelines' ``num_image_tokens`` into ``image_tokens``."""
     if 'datasets' in ds:  # ConcatDataset and friends
         for i, sub in enumerate(ds['datasets']):
-            _override(sub, tokenizers, f'{where}.datasets[{i}]')
+            _override(sub, tokenizers, f'{where}.datasets[{i}]',
+                      image_tokens)
         return
     if 'dataset' in ds:  # RepeatDataset, ClassBalancedDataset
-        _override(ds['dataset'], tokenizers, f'{where}.dataset')
+        _override(ds['dataset'], tokenizers, f'{where}.dataset',
+                  image_tokens)
         return
     _point_at_fixtures(ds, where)
-    _swap_tokenizers(ds.get('pipeline', []), tokenizers)
+    _swap_tokenizers(ds.get('pipeline', []), tokenizers, image_tokens)
+
+
+def _longest_run(ids) -> int:
+    best = run = 1
+    for a, b in zip(ids[:-1], ids[1:]):
+        run = run + 1 if a == b else 1
+        best = max(best, run)
+    return best
 
 
 class _Timeout(Exception):
@@ -158,7 +173,9 @@ def test_dataloader_yields_two_batches(path, key, tokenizers):
     cfg = Config.fromfile(str(path))
     loader_cfg = copy.deepcopy(cfg[key].to_dict())
     where = f'{path.name}:{key}'
-    _override(loader_cfg['dataset'], tokenizers, f'{where}.dataset')
+    image_tokens = set()
+    _override(loader_cfg['dataset'], tokenizers, f'{where}.dataset',
+              image_tokens)
     loader_cfg.update(num_workers=0, persistent_workers=False)
     loader = Runner.build_dataloader(loader_cfg, seed=0)
     batch_size = loader_cfg['batch_size']
@@ -179,6 +196,9 @@ def test_dataloader_yields_two_batches(path, key, tokenizers):
             assert img.ndim == 3 and img.shape[0] == 3, where
             ids = sample.input_ids
             assert ids.ndim == 1 and len(ids) > 0, where
+            # the <image> token expanded to the configured feature count
+            # (576 for the 7B CLIP-L/14-336 recipes)
+            assert _longest_run(ids.tolist()) in image_tokens, where
             # each sample names its dataset index (metric bookkeeping)
             assert 0 <= sample.sample_idx < size, where
             seen.append(int(sample.sample_idx))

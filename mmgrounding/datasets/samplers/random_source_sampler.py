@@ -128,9 +128,10 @@ class RandomSourceSampler(Sampler):
                 yield next(streams[source])
 
     def __iter__(self) -> Iterator[int]:
-        # one generator for the sampler's life, as mmengine InfiniteSampler:
-        # a new `iter()` continues the same stream
-        yield from self._iterator
+        # one stream for the sampler's life: a new `iter()` continues it
+        # (`yield from` would close the stream with a discarded iterator)
+        while True:
+            yield next(self._iterator)
 
     def __len__(self) -> int:
         return len(self.dataset)

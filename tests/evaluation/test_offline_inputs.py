@@ -69,7 +69,8 @@ def test_real_dump_loads_and_scores(tmp_path):
         plain = pickle.load(f)  # our own trusted file, for comparison
     assert len(safe) == len(plain) == 2
     for s, p in zip(safe, plain):
-        assert s['img_id'] == p['img_id'] and s['sample_idx'] == p['sample_idx']
+        assert (s['img_id'], s['sample_idx']) == (p['img_id'],
+                                                  p['sample_idx'])
         assert isinstance(s['gt_instances']['masks'], BitmapMasks)
         assert isinstance(s['gt_instances']['bboxes'], HorizontalBoxes)
         assert torch.equal(s['pred_instances']['masks'],

@@ -1,4 +1,4 @@
-"""mmdet's ``MultiSourceSampler`` with the checks that turn hangs into errors."""
+"""mmdet's ``MultiSourceSampler``, checked so that a hang becomes an error."""
 from typing import List, Optional, Sized, Union
 
 from mmdet.datasets.samplers import MultiSourceSampler as _MMDetMultiSource

@@ -25,7 +25,8 @@ def check_concat_sources(dataset, source_ratio: Sequence[Union[int, float]],
     sizes = getattr(dataset, 'cumulative_sizes', None)
     if sizes is None:
         raise TypeError(f'{owner}: the dataset must be a ConcatDataset (one '
-                        f'sub-dataset per source), got {type(dataset).__name__}')
+                        'sub-dataset per source), got '
+                        f'{type(dataset).__name__}')
     if isinstance(source_ratio, (str, bytes)) or not isinstance(
             source_ratio, Sequence):
         raise TypeError(f'{owner}: source_ratio must be a list of numbers, '

@@ -10,9 +10,10 @@ from mmengine.evaluator import BaseMetric
 from mmgrounding.registry import METRICS
 from ..builder import build_task_util
 from ..functional.mask_ops import rle_iou_matrix
-from ..functional.sample_utils import (as_numpy, boxes_array, get_field, image_shape,
-                                       instance_field, masks_to_rles,
-                                       predicted_caption, sample_id, str_list)
+from ..functional.sample_utils import (as_numpy, boxes_array, get_field,
+                                       image_shape, instance_field,
+                                       masks_to_rles, predicted_caption,
+                                       sample_id, str_list)
 from ..functional.table import log_metric_table
 
 

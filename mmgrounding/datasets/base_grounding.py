@@ -291,9 +291,12 @@ class BaseGroundingDataset(BaseDataset):
             why = 'image file is empty (0 bytes)'
         else:
             why = 'image file cannot be decoded'
+        message = f'{why}: {path}'
         if err is not None:
-            why += f' ({type(err).__name__}: {str(err)[:120]})'
-        return self._sample_error(info, self.IMAGE_FIELD, f'{why}: {path}',
+            kind = type(err).__module__.split('.')[0] + '.' + \
+                type(err).__name__
+            message += f' [{kind}: {" ".join(str(err).split())[:160]}]'
+        return self._sample_error(info, self.IMAGE_FIELD, message,
                                   value=name)
 
     # ------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """GLaMM grounded conversation generation (GCG): GranD-f and its three
 repurposed sets, plus the official evaluation ground truth."""
+import logging
 import os.path as osp
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import mmengine
+from mmengine.logging import print_log
 
 from mmgrounding.registry import DATASETS
 from .base_grounding import BaseGroundingDataset, RecordFn
@@ -323,14 +325,21 @@ class GCGDataset(BaseGroundingDataset):
         ann = AnnotationFile(self.ann_file, dict, 'a COCO-style object with '
                              '"images" and "annotations"')
         images, anns = index_coco(ann.data, self.ann_file)
+        short = 0
         for image in images:
             caption = image.get('caption')
             if isinstance(caption, str) and \
                     len(caption.split(' ')) < self.min_caption_words:
-                continue  # GLaMM drops very short captions
+                short += 1  # GLaMM drops very short captions
+                continue
             yield self.ann_file, image['id'], (lambda im=image: [
                 self._flickr(ann, im, anns.get(im['id'], []))
             ])
+        if short:
+            print_log(
+                f'{ann.name}: {short} caption(s) of fewer than '
+                f'{self.min_caption_words} words not used (as in GLaMM)',
+                logger='current', level=logging.INFO)
 
     def _flickr(self, ann_file: AnnotationFile, image: dict,
                 anns: List[dict]) -> dict:

@@ -3,12 +3,11 @@ import collections
 import os.path as osp
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import mmengine
 from mmdet.datasets import RefCocoDataset
 
 from mmgrounding.registry import DATASETS
-from .base_grounding import BaseGroundingDataset, RecordFn
 from mmgrounding.structures.errors import GroundingDataError
+from .base_grounding import BaseGroundingDataset, RecordFn
 from .utils import (IMAGE_TOKEN, AnnotationFile, RecordError, index_coco,
                     load_pickle, require_dict, require_text, seeded_rng,
                     xywh_to_xyxy)

@@ -201,7 +201,8 @@ class GVCDataset(BaseGroundingDataset):
                 f'conversations[{turns[k]["index"]}].value', err.message,
                 value=err.value) from None
         if not first:
-            turns[0]['text'] = turns[0]['text'].replace(IMAGE_TOKEN, '')
+            turns[0]['text'] = turns[0]['text'].replace(IMAGE_TOKEN,
+                                                        '').strip()
         return turns
 
     def _parse(self, ann_file: AnnotationFile, group: List[dict],
@@ -213,6 +214,10 @@ class GVCDataset(BaseGroundingDataset):
                          [(e.get('gd_ls'), e.get('q_gd_ls')) for e in group])
         image = images.get(img_id)
         if image is None:
+            if group[0].get('image') is None:
+                raise RecordError(
+                    'image', f'missing, and image id {img_id!r} is not in '
+                    f'{osp.basename(self.instances_file)}')
             path = self.img_path(group[0].get('image'))
             height, width = self.image_size(path)
         else:

@@ -462,6 +462,33 @@ def test_rle_counts_checked_at_sample_time_too(root):
         LoadGroundingAnnotations()(results)
     assert_names(info.value, 'GranDf_HA_GCG_train.json', '000000000001',
                  'instances[0].mask')
+    assert 'cover 15 pixels' in str(info.value)
+    # through the dataset: raised, or skipped for the other record
+    ds = SOURCES['gcg_grandf'].build(root, check_mask_area=False,
+                                     pipeline=[LoadGroundingAnnotations()])
+    with pytest.raises(GroundingDataError, match='cover 15 pixels'):
+        ds[0]
+    ds = SOURCES['gcg_grandf'].build(root, check_mask_area=False,
+                                     pipeline=[LoadGroundingAnnotations()],
+                                     skip_invalid=True)
+    assert ds[0]['record_id'] == '000000000002'
+
+
+class _Boom:
+    """A transform with a bug: a bare KeyError."""
+
+    def __call__(self, results):
+        return results['no_such_key']
+
+
+def test_any_transform_failure_names_file_and_record(root):
+    ds = SOURCES['llava_instruct'].build(root, pipeline=[_Boom()])
+    with pytest.raises(GroundingDataError) as info:
+        ds[1]
+    assert_names(info.value, 'llava_instruct_150k.json', '000000000002',
+                 "field='pipeline (_Boom)'")
+    assert 'KeyError' in str(info.value)
+    assert isinstance(info.value.__cause__, KeyError)
 
 
 # --------------------------------------------------------------------------

@@ -107,10 +107,12 @@ class GVCDataset(BaseGroundingDataset):
         groups: Dict[Any, List[dict]] = {}
         order: List[Any] = []
         for i, entry in enumerate(ann.data):
-            if not isinstance(entry, dict) or 'id' not in entry:
+            if not isinstance(entry, dict) or not isinstance(
+                    entry.get('id'), (str, int)):
                 yield self.ann_file, f'[{i}]', self._raiser(RecordError(
-                    'id', 'expected an object with an "id"',
-                    value=entry if not isinstance(entry, dict) else None))
+                    'id', 'expected an object with a string or integer '
+                    '"id"', value=entry.get('id') if isinstance(
+                        entry, dict) else entry))
                 continue
             key = self._image_id(entry)
             if self.max_convs_per_image is None:

@@ -141,6 +141,9 @@ class RefCOCOGroundingDataset(BaseGroundingDataset, RefCocoDataset):
                 bad.append((ref_id, ref, RecordError(
                     'split', f'unknown split name; expected one of '
                     f'{list(KNOWN_SPLITS)}', value=ref['split'])))
+            elif not isinstance(ref_id, (int, str)):
+                bad.append((f'refs[{k}]', ref, RecordError(
+                    'ref_id', 'expected an integer', value=ref_id)))
             elif seen.setdefault(ref_id, k) != k:
                 bad.append((ref_id, ref, RecordError(
                     'ref_id', f'ref id repeated (refs[{seen[ref_id]}] and '

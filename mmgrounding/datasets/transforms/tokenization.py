@@ -114,7 +114,8 @@ class TokenizeConversation(BaseTransform):
             cfg.setdefault('use_fast', True)
             tok = from_pretrained_local(
                 AutoTokenizer, path,
-                'tokenizer.pretrained_model_name_or_path', **cfg)
+                'TokenizeConversation.tokenizer.pretrained_model_name_or_path',
+                **cfg)
             if not tok.is_fast:
                 raise ValueError(f'tokenizer at {path!r} is not a fast '
                                  'tokenizer; offsets are needed')

@@ -96,10 +96,25 @@ def manifest_of(state_dict: Dict[str, torch.Tensor],
     return None if value is None else decode_manifest(value)
 
 
+#: Module names that wrappers insert and their state dicts leave out (FSDP,
+#: activation checkpointing, torch.compile).
+_WRAPPER_SEGMENTS = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.',
+                     '_orig_mod.')
+_FSDP_SEGMENT = '_fsdp_wrapped_module'
+
+
+def clean_key(name: str) -> str:
+    """A module-tree name as it appears in a state dict (wrapper segments
+    removed, as torch's FSDP does)."""
+    for segment in _WRAPPER_SEGMENTS:
+        name = name.replace(segment, '')
+    return name
+
+
 def source_key(name: str) -> str:
     """The name a tensor had when loaded: peft wraps a tuned layer and moves
     its weight to ``<layer>.base_layer.weight``."""
-    return name.replace('.base_layer.', '.')
+    return clean_key(name).replace('.base_layer.', '.')
 
 
 def _join(part: str, name: str) -> str:
@@ -107,7 +122,7 @@ def _join(part: str, name: str) -> str:
 
 
 def _source_parts(model: nn.Module) -> Iterator:
-    """``(path, module, PretrainedSource)`` of every tagged submodule."""
+    """``(raw path, module, PretrainedSource)`` of every tagged submodule."""
     for path, module in model.named_modules():
         source = pretrained_source(module)
         if source is not None:
@@ -116,21 +131,31 @@ def _source_parts(model: nn.Module) -> Iterator:
 
 def _left_out(model: nn.Module, state_dict: dict, prefix: str) -> dict:
     """Remove restorable frozen tensors from ``state_dict``; their manifest
-    entries per part."""
+    entries per part (names as in the state dict).
+
+    Under FSDP the model's own wrapper post-processes the state dict after
+    this hook and needs the tensors it manages: those stay (tensors inside
+    nested FSDP units were already processed and can go).
+    """
+    wrapped = prefix.endswith(_FSDP_SEGMENT + '.')
     parts = {}
     for path, module, source in _source_parts(model):
         dropped = {}
-        for name, _, trained in named_state_tensors(module):
-            key = prefix + _join(path, name)
+        for name, tensor, trained in named_state_tensors(module):
+            raw = _join(path, name)
+            key = prefix + clean_key(raw)
             recorded = source.tensors.get(source_key(name))
             if trained or recorded is None or key not in state_dict:
                 continue
+            if wrapped and _FSDP_SEGMENT not in raw:
+                continue
             if tensor_fingerprint(state_dict[key]) == recorded:
-                dropped[name] = recorded
+                dropped[clean_key(name)] = dict(
+                    fingerprint=recorded, shape=list(state_dict[key].shape))
         for name in dropped:
-            del state_dict[prefix + _join(path, name)]
+            del state_dict[prefix + _join(clean_key(path), name)]
         if dropped:
-            parts[path] = dict(
+            parts[clean_key(path)] = dict(
                 key=source.key,
                 source=source.path,
                 realpath=source.realpath,
@@ -174,6 +199,7 @@ def check_manifest(model: nn.Module, manifest: dict,
     """
     present = present or set()
     expected = set()
+    modules = {clean_key(p): m for p, m in model.named_modules()}
     for path, entry in manifest['parts'].items():
         recorded = (f"{entry.get('source')!r} (fingerprint "
                     f"{entry.get('fingerprint')})")
@@ -181,11 +207,10 @@ def check_manifest(model: nn.Module, manifest: dict,
         what = (f'The checkpoint left out {len(dropped)} frozen tensors of '
                 f'part {path!r} ({entry.get("key")}), to be restored from '
                 f'{recorded}')
-        try:
-            module = model.get_submodule(path)
-        except AttributeError:
+        module = modules.get(path)
+        if module is None:
             raise CheckpointSourceError(
-                f'{what}, but this model has no part {path!r}.') from None
+                f'{what}, but this model has no part {path!r}.')
         source = pretrained_source(module)
         if source is None:
             raise CheckpointSourceError(
@@ -205,14 +230,21 @@ def check_manifest(model: nn.Module, manifest: dict,
                 f'{entry.get("source")!r}; this model read the same weights '
                 f'(fingerprint {source.fingerprint}) from {source.path!r}.',
                 logger='current')
-        current = {name: t for name, t, _ in named_state_tensors(module)}
-        for name, fingerprint in dropped.items():
+        current = {
+            clean_key(name): t
+            for name, t, _ in named_state_tensors(module)
+        }
+        for name, recorded_tensor in dropped.items():
             key = prefix + _join(path, name)
             if key in present:
                 continue
             if name not in current:
                 raise CheckpointSourceError(
                     f'{what}; this model has no tensor {name!r} in it.')
+            expected.add(key)
+            fingerprint = recorded_tensor['fingerprint']
+            if list(current[name].shape) != recorded_tensor['shape']:
+                continue  # a shard (FSDP): the part fingerprint vouches
             now = tensor_fingerprint(current[name])
             if now != fingerprint:
                 raise CheckpointSourceError(
@@ -221,7 +253,6 @@ def check_manifest(model: nn.Module, manifest: dict,
                     f'({fingerprint}): it was changed after the model was '
                     'built, so leaving it as is would not restore the '
                     'checkpoint.')
-            expected.add(key)
     return expected
 
 
@@ -241,8 +272,9 @@ def _load_post_hook(model: nn.Module, incompatible_keys) -> None:
     """Left-out keys are restored by the build: not missing."""
     expected = model.__dict__.pop(_EXPECTED_MISSING, set())
     if expected:
+        expected = {clean_key(k) for k in expected}
         missing = incompatible_keys.missing_keys
-        missing[:] = [k for k in missing if k not in expected]
+        missing[:] = [k for k in missing if clean_key(k) not in expected]
 
 
 class TrainableStateDictMixin:

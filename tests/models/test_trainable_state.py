@@ -243,3 +243,78 @@ def test_changed_frozen_tensor_is_refused_on_load(dirs):
         model.get_parameter(key).add_(1.0)
     with pytest.raises(CheckpointSourceError, match='changed after'):
         model.load_state_dict(state)
+
+
+_FSDP_SCRIPT = r'''
+import os, sys, tempfile
+from pathlib import Path
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+sys.path.insert(0, os.path.join('tests', 'models'))
+import test_trainable_state as t
+from mmgrounding.models.utils.trainable_state import manifest_of
+
+os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=sys.argv[1])
+dist.init_process_group('gloo', rank=0, world_size=1)
+llm = t._llm_dir(Path(tempfile.mkdtemp()), 0)
+
+
+def wrap(model):
+    return FSDP(model, device_id=torch.device('cpu'), use_orig_params=True,
+                auto_wrap_policy=ModuleWrapPolicy({LlamaDecoderLayer}))
+
+
+def full(fsdp):
+    return FSDP.state_dict_type(
+        fsdp, StateDictType.FULL_STATE_DICT,
+        FullStateDictConfig(offload_to_cpu=False, rank0_only=False))
+
+
+model = t._build(t._cfg(llm))
+with torch.no_grad():  # "trained": every trainable tensor moves
+    for p in model.parameters():
+        if p.requires_grad:
+            p.add_(0.01)
+src = wrap(model)
+with full(src):
+    state = src.state_dict()
+parts = manifest_of(state)['parts']
+dst = wrap(t._build(t._cfg(llm)))
+with full(dst):
+    result = dst.load_state_dict(state, strict=True)
+batch = t._batch(model)
+src.eval()
+dst.eval()
+with torch.no_grad():
+    same = torch.equal(src(*batch, mode='tensor'), dst(*batch, mode='tensor'))
+print('RESULT', {k: len(v['dropped']) for k, v in parts.items()},
+      result.missing_keys, same)
+'''
+
+
+@pytest.mark.slow
+def test_fsdp_full_state_dict_leaves_out_and_restores(tmp_path):
+    """FSDP (1 gloo process on CPU, decoder layers wrapped): the wrapped
+    model's state_dict leaves out the frozen decoder weights (the root
+    unit's own frozen norm stays: FSDP post-processes it), and a fresh FSDP
+    model loads it strictly with identical outputs."""
+    import socket
+    import subprocess
+    import sys
+
+    from mmgrounding.testing.scripts import REPO_ROOT
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = str(sock.getsockname()[1])
+    out = subprocess.run([sys.executable, '-c', _FSDP_SCRIPT, port],
+                         cwd=REPO_ROOT,
+                         capture_output=True,
+                         text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = [x for x in out.stdout.splitlines() if x.startswith('RESULT')][-1]
+    assert line == f"RESULT {{'{LM_PART}': 18}} [] True", line

@@ -35,7 +35,8 @@ def no_network(monkeypatch):
 def test_missing_path_names_the_key_and_the_path(tmp_path):
     missing = tmp_path / 'no_such_model'
     with pytest.raises(PretrainedPathError) as err:
-        check_local_dir(str(missing), 'HFCausalLM.pretrained_model_name_or_path')
+        check_local_dir(
+            str(missing), 'HFCausalLM.pretrained_model_name_or_path')
     msg = str(err.value)
     assert 'HFCausalLM.pretrained_model_name_or_path' in msg
     assert str(missing) in msg and 'does not exist' in msg

@@ -122,8 +122,8 @@ class HFVisionEncoder(BaseModule):
         if len(lists) != 1:
             raise ValueError(
                 f'HFVisionEncoder.drop_unused_layers: expected one layer list '
-                f'of {num_layers} layers in {type(self.model).__name__}, found '
-                f'{[name for name, _ in lists]}')
+                f'of {num_layers} layers in {type(self.model).__name__}, '
+                f'found {[name for name, _ in lists]}')
         path, layers = lists[0]
         keep = max(self._state_indices)  # hidden state k = output of layer k
         del layers[keep:]

@@ -76,10 +76,10 @@ def check_local_dir(path: Any, key: str) -> str:
     hint = ''
     parts = path.split('/')
     if not osp.isabs(path) and len(parts) == 2 and all(parts):
-        hint = (' It looks like a Hugging Face hub id: mmgrounding never '
-                'downloads; fetch it once (e.g. `huggingface-cli download '
-                f'{path} --local-dir checkpoints/{parts[1]}`) and set {key} '
-                'to that directory.')
+        hint = (f' If {path!r} is meant as a Hugging Face hub id: '
+                'mmgrounding never downloads; fetch it once (e.g. '
+                f'`huggingface-cli download {path} --local-dir '
+                f'checkpoints/{parts[1]}`) and set {key} to that directory.')
     raise PretrainedPathError(
         f'{key}: {path!r} {reason} (resolved to {osp.abspath(path)!r}); '
         f'models and tokenizers are only read from local directories.{hint}')

@@ -74,6 +74,7 @@ def test_hub_id_is_refused_without_network(no_network):
                               'HFCausalLM.pretrained_model_name_or_path')
     msg = str(err.value)
     assert "'lmsys/vicuna-7b-v1.5'" in msg and 'hub id' in msg
+    assert 'never downloads' in msg
     with pytest.raises(PretrainedPathError,
                        match=r'HFVisionEncoder\.pretrained_model_name_or_path'
                        r".*'openai/clip-vit-large-patch14-336'"):

@@ -98,17 +98,15 @@ def manifest_of(state_dict: Dict[str, torch.Tensor],
 
 #: Module names that wrappers insert and their state dicts leave out (FSDP,
 #: activation checkpointing, torch.compile).
-_WRAPPER_SEGMENTS = ('_fsdp_wrapped_module.', '_checkpoint_wrapped_module.',
-                     '_orig_mod.')
+_WRAPPER_SEGMENTS = frozenset(
+    ('_fsdp_wrapped_module', '_checkpoint_wrapped_module', '_orig_mod'))
 _FSDP_SEGMENT = '_fsdp_wrapped_module'
 
 
 def clean_key(name: str) -> str:
     """A module-tree name as it appears in a state dict (wrapper segments
     removed, as torch's FSDP does)."""
-    for segment in _WRAPPER_SEGMENTS:
-        name = name.replace(segment, '')
-    return name
+    return '.'.join(p for p in name.split('.') if p not in _WRAPPER_SEGMENTS)
 
 
 def source_key(name: str) -> str:
@@ -147,13 +145,13 @@ def _left_out(model: nn.Module, state_dict: dict, prefix: str) -> dict:
             recorded = source.tensors.get(source_key(name))
             if trained or recorded is None or key not in state_dict:
                 continue
-            if wrapped and _FSDP_SEGMENT not in raw:
+            if wrapped and _FSDP_SEGMENT not in raw.split('.'):
                 continue
             if tensor_fingerprint(state_dict[key]) == recorded:
                 dropped[clean_key(name)] = dict(
                     fingerprint=recorded, shape=list(state_dict[key].shape))
         for name in dropped:
-            del state_dict[prefix + _join(clean_key(path), name)]
+            del state_dict[prefix + clean_key(_join(path, name))]
         if dropped:
             parts[clean_key(path)] = dict(
                 key=source.key,
@@ -199,7 +197,8 @@ def check_manifest(model: nn.Module, manifest: dict,
     """
     present = present or set()
     expected = set()
-    modules = {clean_key(p): m for p, m in model.named_modules()}
+    tagged = {clean_key(p): m for p, m, _ in _source_parts(model)}
+    names = {clean_key(p) for p, _ in model.named_modules()}
     for path, entry in manifest['parts'].items():
         recorded = (f"{entry.get('source')!r} (fingerprint "
                     f"{entry.get('fingerprint')})")
@@ -207,17 +206,17 @@ def check_manifest(model: nn.Module, manifest: dict,
         what = (f'The checkpoint left out {len(dropped)} frozen tensors of '
                 f'part {path!r} ({entry.get("key")}), to be restored from '
                 f'{recorded}')
-        module = modules.get(path)
-        if module is None:
+        if path not in names:
             raise CheckpointSourceError(
                 f'{what}, but this model has no part {path!r}.')
-        source = pretrained_source(module)
-        if source is None:
+        module = tagged.get(path)
+        if module is None:
             raise CheckpointSourceError(
                 f'{what}, but this model built {path!r} without a '
                 'pretrained directory (from a config); load it into a model '
                 f'built from {entry.get("source")!r} or use a checkpoint '
                 'that holds every tensor.')
+        source = pretrained_source(module)
         if source.fingerprint != entry.get('fingerprint'):
             raise CheckpointSourceError(
                 f'{what}, but this model built it from {source.describe()}; '

@@ -19,6 +19,7 @@ from mmengine.structures import InstanceData
 from mmgrounding.registry import MODELS
 from ..utils.generation import (HIDDEN_SOURCES, GenerationOutput, generate,
                                 reference_generate)
+from ..utils.trainable_state import TrainableStateDictMixin
 
 ForwardResults = Union[Dict[str, torch.Tensor], List[DetDataSample],
                        torch.Tensor]
@@ -53,7 +54,7 @@ def parse_glamm_answer(
 
 
 @MODELS.register_module()
-class GLaMM(BaseModel):
+class GLaMM(TrainableStateDictMixin, BaseModel):
     """GLaMM (Rasheed et al., CVPR 2024) as an mmengine model.
 
     Args:

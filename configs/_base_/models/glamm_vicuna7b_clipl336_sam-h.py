@@ -34,8 +34,8 @@ model = dict(
         pretrained_model_name_or_path=llm_path,
         tokenizer=dict(
             pretrained_model_name_or_path=llm_path, model_max_length=1536),
-        special_tokens=('<im_start>', '<im_end>', '<bbox>', '<point>',
-                        '[SEG]', '<p>', '</p>', '<image>'),
+        # special_tokens: HFCausalLM's default, the GLaMM constant
+        # mmgrounding.structures.markup.GLAMM_SPECIAL_TOKENS
         lora=dict(
             r=8,
             lora_alpha=16,

@@ -13,16 +13,14 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, \
     Union
 
 import torch
-import torch.nn as nn
 from mmdet.structures import DetDataSample
 from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 
 from mmgrounding.registry import MODELS
 from mmgrounding.structures.markup import parse_answer
-from ..utils.samples import sample_name
 from ..utils.generation import (HIDDEN_SOURCES, GenerationOutput, generate,
                                 reference_generate)
+from ..utils.samples import sample_name
 
 ForwardResults = Union[Dict[str, torch.Tensor], List[DetDataSample],
                        torch.Tensor]

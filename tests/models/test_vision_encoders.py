@@ -59,7 +59,7 @@ def test_multi_layer_and_cls_patch():
 
 
 def test_frozen_tower_stays_eval_and_has_no_grad():
-    enc = HFVisionEncoder(config=TINY_CLIP, frozen=True)
+    enc = HFVisionEncoder(config=TINY_CLIP, trainable=False)
     enc.train()
     assert not enc.model.training
     assert sum(p.numel() for p in enc.parameters() if p.requires_grad) == 0
@@ -68,7 +68,7 @@ def test_frozen_tower_stays_eval_and_has_no_grad():
 
 
 def test_trainable_tower_gets_gradients():
-    enc = HFVisionEncoder(config=TINY_CLIP, frozen=False)
+    enc = HFVisionEncoder(config=TINY_CLIP, trainable=True)
     enc.train()
     assert enc.model.training
     total = sum(p.numel() for p in enc.parameters())
@@ -169,12 +169,12 @@ def test_drop_unused_layers_keeps_features_and_every_param_trains():
     third layer and the pooling LayerNorm never reach the output."""
     torch.manual_seed(0)
     full = HFVisionEncoder(
-        config=_three_layer_clip(), select_layers=(-3, -2), frozen=False)
+        config=_three_layer_clip(), select_layers=(-3, -2), trainable=True)
     torch.manual_seed(0)
     cut = HFVisionEncoder(
         config=_three_layer_clip(),
         select_layers=(-3, -2),
-        frozen=False,
+        trainable=True,
         drop_unused_layers=True)
     layers = _module(cut, 'encoder.layers')
     assert len(layers) == 2 and cut.model.config.num_hidden_layers == 2
@@ -199,7 +199,7 @@ def test_drop_unused_layers_keeps_features_and_every_param_trains():
 def test_drop_unused_layers_with_the_last_layer_selected():
     torch.manual_seed(0)
     enc = HFVisionEncoder(
-        config=TINY_CLIP, select_layers=(0, -1), frozen=False,
+        config=TINY_CLIP, select_layers=(0, -1), trainable=True,
         drop_unused_layers=True)
     assert len(_module(enc, 'encoder.layers')) == 2
     feats = enc(torch.randn(1, 3, 32, 32))

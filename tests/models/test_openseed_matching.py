@@ -87,8 +87,47 @@ def test_official_assigner_config_builds_with_all_costs():
     names = [type(c).__name__ for c in assigner.match_costs]
     assert names == [
         'SegTokenFocalCost', 'CrossEntropyLossCost', 'DiceCost',
-        'BBoxL1Cost', 'IoUCost'
+        'BBoxL1Cost', 'IoUCost', 'SameImageCost'
     ]
-    assert [c.weight for c in assigner.match_costs] == [4., 5., 5., 5., 2.]
+    assert [c.weight for c in assigner.match_costs] == [4., 5., 5., 5., 2.,
+                                                        1e5]
     assert assigner.match_costs[2].eps == 1.0
     assert assigner.match_costs[2].pred_act
+
+
+def test_batch_assignment_equals_per_image_assignment():
+    """One assign call over the batch (SameImageCost) == one per image."""
+    from mmgrounding.models.grounding_heads import OpenSeeDCriterion
+    torch.manual_seed(0)
+    batched = OpenSeeDCriterion(num_points=16, match_num_points=64)
+    per_image_cfg = dict(OPENSEED_ASSIGNER)
+    per_image_cfg['match_costs'] = OPENSEED_ASSIGNER['match_costs'][:-1]
+    per_image = OpenSeeDCriterion(
+        assigner=per_image_cfg, num_points=16, match_num_points=64)
+    points = torch.rand(4, 64, 2)
+    for crit in (batched, per_image):
+        crit.sample_match_points = lambda b, d: points
+    b, q, n = 4, 6, 3
+    pred = dict(logits=torch.randn(b, q, n) * 3,
+                masks=torch.randn(b, q, 8, 8) * 3,
+                boxes=torch.rand(b, q, 4) * 0.5 + 0.2)
+    prompt_mask = torch.tensor([[1, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]],
+                               dtype=torch.bool)
+    counts = [3, 1, 0, 2]
+    targets = []
+    for k, mask in zip(counts, prompt_mask):
+        tt = torch.zeros(k, n, dtype=torch.bool)
+        for i in range(k):
+            tt[i, torch.nonzero(mask).flatten()[i % max(int(mask.sum()), 1)]
+               if mask.any() else 0] = bool(mask.any())
+        targets.append(
+            InstanceData(masks=(torch.rand(k, 16, 16) > 0.5).float(),
+                         bboxes=torch.rand(k, 4) * 0.5 + 0.2,
+                         token_targets=tt,
+                         labels=torch.zeros(k).long()))
+    got = batched.match(pred, prompt_mask, targets)
+    want = per_image.match(pred, prompt_mask, targets)
+    for (gq, gg), (wq, wg), k in zip(got, want, counts):
+        assert len(gq) == k
+        assert sorted(zip(gq.tolist(), gg.tolist())) == \
+            sorted(zip(wq.tolist(), wg.tolist()))

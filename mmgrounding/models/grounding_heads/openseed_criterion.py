@@ -35,7 +35,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from mmgrounding.registry import MODELS, TASK_UTILS
-from ..task_modules import SegTokenFocalCost  # noqa: F401 (registers)
+from ..task_modules import SameImageCost, SegTokenFocalCost  # noqa: F401,E501
 
 #: The official matcher (``openseed_model.py``: COST_* weights).
 OPENSEED_ASSIGNER = dict(
@@ -46,6 +46,8 @@ OPENSEED_ASSIGNER = dict(
         dict(type='mmdet.DiceCost', weight=5.0, pred_act=True, eps=1.0),
         dict(type='mmdet.BBoxL1Cost', weight=5.0, box_format='xywh'),
         dict(type='mmdet.IoUCost', iou_mode='giou', weight=2.0),
+        # batch-level assignment == per-image assignments (see its doc)
+        dict(type='mmgrounding.SameImageCost', weight=1e5),
     ])
 
 
@@ -127,6 +129,12 @@ class OpenSeeDCriterion(BaseModule):
               targets: Sequence[InstanceData]) -> List[Tuple[Tensor, Tensor]]:
         """Hungarian assignment of one prediction set, per image.
 
+        The queries and objects of all images go through ONE
+        ``assigner.assign`` call when the assigner has a
+        :class:`SameImageCost`, which gives exactly the per-image optima
+        (see there); without it, or when an image has more objects than
+        queries, one call per image.
+
         Args:
             pred: ``logits`` [B, Q, N], ``masks`` [B, Q, h, w], ``boxes``
                 [B, Q, 4] (normalised cxcywh).
@@ -139,32 +147,72 @@ class OpenSeeDCriterion(BaseModule):
             per image ``(query_idx, gt_idx)`` long tensors.
         """
         logits, masks, boxes = pred['logits'], pred['masks'], pred['boxes']
-        batch_size = logits.shape[0]
+        batch_size, num_queries = logits.shape[:2]
+        device = logits.device
+        empty = torch.zeros((0, ), dtype=torch.long, device=device)
+        out = [(empty, empty) for _ in range(batch_size)]
+        images = [b for b, gt in enumerate(targets) if len(gt)]
+        if not images:
+            return out
         coords = self.sample_match_points(batch_size, masks.device)
         point_preds = point_sample(masks.float(), coords)  # [B, Q, P]
         pred_xyxy = bbox_cxcywh_to_xyxy(boxes.float())
-        out = []
-        for b, gt in enumerate(targets):
-            empty = logits.new_zeros((0, ), dtype=torch.long)
-            if len(gt) == 0:
-                out.append((empty, empty))
-                continue
-            cols = prompt_mask[b].bool()
-            gt_points = point_sample(gt.masks[:, None].float(),
-                                     coords[b:b + 1].expand(len(gt), -1, -1))
-            preds_b = InstanceData(
-                token_logits=logits[b][:, cols].float(),
-                masks=point_preds[b],
-                bboxes=pred_xyxy[b])
-            gts_b = InstanceData(
-                token_targets=gt.token_targets[:, cols],
-                masks=gt_points[:, 0],
-                bboxes=bbox_cxcywh_to_xyxy(gt.bboxes.float()),
-                labels=gt.labels)
+        # padded columns: logit 0, never a target (the cost only reads
+        # the columns of each object's token set)
+        cols = prompt_mask.bool()
+        token_logits = logits.float().masked_fill(~cols[:, None, :], 0.)
+        counts = [len(targets[b]) for b in images]
+        owner = torch.cat([
+            torch.full((k, ), b, dtype=torch.long, device=device)
+            for b, k in zip(images, counts)
+        ])
+        gt_masks = torch.cat([targets[b].masks for b in images]).float()
+        gt_points = point_sample(gt_masks[:, None], coords[owner])[:, 0]
+        gt_tokens = torch.cat([targets[b].token_targets
+                               for b in images]) & cols[owner]
+        gt_xyxy = bbox_cxcywh_to_xyxy(
+            torch.cat([targets[b].bboxes for b in images]).float())
+        gt_labels = torch.cat([targets[b].labels for b in images])
+        img = torch.tensor(images, device=device)
+        batched = any(
+            isinstance(c, SameImageCost)
+            for c in getattr(self.assigner, 'match_costs', []))
+        if batched and max(counts) <= num_queries:
+            groups = [list(range(len(images)))]
+        else:
+            groups = [[j] for j in range(len(images))]
+        starts = [0] + torch.cumsum(torch.tensor(counts), 0).tolist()
+        for group in groups:
+            bs = img[group]
+            gsel = torch.cat([
+                torch.arange(starts[j], starts[j + 1], device=device)
+                for j in group
+            ])
+            preds = InstanceData(
+                token_logits=token_logits[bs].flatten(0, 1),
+                masks=point_preds[bs].flatten(0, 1),
+                bboxes=pred_xyxy[bs].flatten(0, 1),
+                img_idx=bs.repeat_interleave(num_queries))
+            gts = InstanceData(
+                token_targets=gt_tokens[gsel],
+                masks=gt_points[gsel],
+                bboxes=gt_xyxy[gsel],
+                labels=gt_labels[gsel],
+                img_idx=owner[gsel])
             result = self.assigner.assign(
-                preds_b, gts_b, img_meta=dict(img_shape=(1, 1)))
-            query_idx = torch.nonzero(result.gt_inds > 0).flatten()
-            out.append((query_idx, result.gt_inds[query_idx] - 1))
+                preds, gts, img_meta=dict(img_shape=(1, 1)))
+            gt_inds = result.gt_inds.view(len(group), num_queries)
+            offset = 0
+            for row, j in enumerate(group):
+                b = images[j]
+                query_idx = torch.nonzero(gt_inds[row] > 0).flatten()
+                gt_idx = gt_inds[row, query_idx] - 1 - offset
+                if len(gt_idx) and (gt_idx.min() < 0
+                                    or gt_idx.max() >= counts[j]):
+                    raise RuntimeError('assignment crossed images; raise '
+                                       'SameImageCost.weight')
+                out[b] = (query_idx, gt_idx)
+                offset += counts[j]
         return out
 
     def num_masks(self, targets: Sequence[InstanceData],

@@ -75,4 +75,31 @@ class SegTokenFocalCost(BaseMatchCost):
         return total / count[None, :] * self.weight
 
 
-__all__ = ['SegTokenFocalCost']
+@TASK_UTILS.register_module()
+class SameImageCost(BaseMatchCost):
+    """``weight`` for a query and an object of different images, else 0.
+
+    Lets ONE Hungarian assignment over a whole batch (queries and objects of
+    all images concatenated, ``img_idx`` fields saying whose they are) give
+    exactly the per-image assignments: with a weight far above every real
+    cost and at least as many queries as objects in each image, the optimum
+    never pairs across images, and the rest of the cost matrix is
+    block-diagonal. One scipy call per prediction set instead of one per
+    image (the per-image loop is ~40 % of a tiny training step).
+    """
+
+    def __init__(self, weight: Union[float, int] = 1e5) -> None:
+        super().__init__(weight=weight)
+
+    def __call__(self,
+                 pred_instances: InstanceData,
+                 gt_instances: InstanceData,
+                 img_meta: Optional[Union[dict, ConfigDict]] = None,
+                 **kwargs) -> Tensor:
+        """Cost matrix [Q_total, K_total]."""
+        pred_img = pred_instances.img_idx
+        gt_img = gt_instances.img_idx
+        return (pred_img[:, None] != gt_img[None, :]).float() * self.weight
+
+
+__all__ = ['SegTokenFocalCost', 'SameImageCost']

@@ -249,3 +249,24 @@ def test_full_size_parameter_count():
     assert count(head) + lang_mapper == pytest.approx(54.62, abs=0.01)
     assert head.similarity.class_embed.shape == (256, 4096)
     assert head.num_queries == 300 and head.decoder.num_layers == 9
+
+
+def test_head_runs_fp32_under_bf16_autocast():
+    head = build_head()
+    prompts, inputs, samples = make_batch(SPECS)
+    torch.manual_seed(1)
+    ref = head.loss(prompts, inputs, samples)
+    torch.manual_seed(1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = head.loss(prompts.bfloat16(), inputs, samples)
+        preds = head.eval().predict(prompts.bfloat16(), inputs, samples)
+        mask_features, levels = head.extract_feat(inputs['pixels'])
+    # autocast would give bf16 convs / linears; the head opts out
+    assert mask_features.dtype == torch.float32
+    assert all(level.dtype == torch.float32 for level in levels)
+    for key in ref:
+        assert got[key].dtype == torch.float32
+    # the only difference is the bf16 rounding of the prompts
+    assert got['loss_bbox'].item() == pytest.approx(ref['loss_bbox'].item(),
+                                                    rel=0.05)
+    assert preds[0].bboxes.dtype == torch.float32

@@ -270,3 +270,15 @@ def test_head_runs_fp32_under_bf16_autocast():
     assert got['loss_bbox'].item() == pytest.approx(ref['loss_bbox'].item(),
                                                     rel=0.05)
     assert preds[0].bboxes.dtype == torch.float32
+
+
+@pytest.mark.parametrize('rule', ['top1', 'softmax'])
+def test_predict_sample_without_tokens_gives_no_instances(rule):
+    head = build_head(predict_rule=rule).eval()
+    prompts, inputs, samples = make_batch(SPECS + [((50, 70), [], [])])
+    results = head.predict(prompts, inputs, samples)
+    assert tuple(results[2].masks.shape) == (0, 50, 70)
+    assert results[2].bboxes.shape == (0, 4)
+    assert len(results[2].scores) == len(results[2].labels) == 0
+    if rule == 'top1':
+        assert len(results[0]) == 3 and len(results[1]) == 1

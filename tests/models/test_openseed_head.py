@@ -282,3 +282,60 @@ def test_predict_sample_without_tokens_gives_no_instances(rule):
     assert len(results[2].scores) == len(results[2].labels) == 0
     if rule == 'top1':
         assert len(results[0]) == 3 and len(results[1]) == 1
+
+
+def test_optional_prompt_norm():
+    # BN1d over the real tokens: trains, and at eval (running statistics)
+    # batched == unbatched still holds; padded columns stay excluded.
+    head = build_head(prompt_norm=dict(type='BN1d'))
+    prompts, inputs, samples = make_batch(SPECS)
+    losses = head.loss(prompts * 50., inputs, samples)
+    sum(losses.values()).backward()
+    assert head.prompt_norm.weight.grad is not None
+    head.eval()
+    batched = head.predict(prompts * 50., inputs, samples)
+    single = head.predict(
+        prompts[1:, :1] * 50.,
+        dict(pixels=inputs['pixels'][1:], sizes=inputs['sizes'][1:],
+             prompt_mask=inputs['prompt_mask'][1:, :1]), samples[1:])[0]
+    _assert_same(batched[1], single)
+    # scaling the states does not change normalised logits much with LN
+    ln = build_head(prompt_norm=dict(type='LN')).eval()
+    a = ln.predict(prompts, inputs, samples)[0].scores
+    b = ln.predict(prompts * 50., inputs, samples)[0].scores
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    plain = build_head().eval()
+    c = plain.predict(prompts * 50., inputs, samples)[0].scores
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_selected_queries_and_references_are_detached():
+    # Only the encoder-proposal set may reach memory_trans_fc: the decoder
+    # starts from DETACHED content and boxes of the selected proposals.
+    head = build_head()
+    prompts, inputs, _ = make_batch(SPECS)
+    feats = head.extract_feat(inputs['pixels'])
+    out = head.forward_queries(feats, prompts, inputs['prompt_mask'])
+    sets = dict(out['sets'])
+    later = sum(sets[k]['logits'].sum() + sets[k]['boxes'].sum() +
+                sets[k]['masks'].sum() for k in ('', 'd0.', 'd1.'))
+    later.backward(retain_graph=True)
+    assert head.memory_trans_fc.weight.grad is None
+    assert head.pixel_decoder.mask_feature.weight.grad is not None
+    enc = sets['enc_']
+    (enc['logits'].sum() + enc['boxes'].sum()).backward()
+    assert head.memory_trans_fc.weight.grad.abs().sum() > 0
+    # the initial prediction's boxes are the detached references
+    assert not sets['d0.']['boxes'].requires_grad
+
+
+def test_padded_columns_never_influence_selection_or_outputs():
+    head = build_head().eval()
+    prompts, inputs, samples = make_batch(SPECS)
+    ref = head.predict(prompts, inputs, samples)
+    noisy = prompts.clone()
+    noisy[1, 1:] = torch.randn(2, PROMPT_DIM) * 100  # padding of sample 1
+    got = head.predict(noisy, inputs, samples)
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(a.bboxes, b.bboxes)
+        assert torch.equal(a.masks, b.masks)

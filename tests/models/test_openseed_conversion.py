@@ -154,7 +154,7 @@ def fake_release(layout, window, random=True):
         elif random:
             state[P + name] = torch.randn(shape)
         else:
-            state[P + name] = torch.empty(shape)
+            state[P + name] = torch.zeros(shape)
     pr = P + 'sem_seg_head.predictor.'
     for name in list(state):
         for dup in ('decoder.bbox_embed.', 'bbox_embed.'):

@@ -478,7 +478,8 @@ class OpenSeeDGroundingHead(BaseModule):
                                   mode='bilinear', align_corners=False)
             masks = F.pad((masks[:, 0] >= 0.5).float(),
                           (0, canvas - w, 0, canvas - h))
-            boxes = torch.as_tensor(objects.bboxes, dtype=torch.float32,
+            boxes = getattr(objects.bboxes, 'tensor', objects.bboxes)
+            boxes = torch.as_tensor(boxes, dtype=torch.float32,
                                     device=device)[used]
             scale = boxes.new_tensor([w / ori_w, h / ori_h] * 2)
             boxes = bbox_xyxy_to_cxcywh(boxes * scale / canvas)

@@ -16,6 +16,16 @@ from mmgrounding.models.utils.openseed_checkpoint import \
 from mmgrounding.registry import MODELS
 from mmgrounding.testing import load_script
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread (two oversubscribe the shared 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 P = 'seg_model.model.'
 
 

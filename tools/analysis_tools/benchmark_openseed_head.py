@@ -5,7 +5,8 @@
         [--tokens 1] [--steps 5] [--threads 1]
 
 Each ``--sizes`` entry is ``d:queries:points`` (the design note's §8 tiny
-variants; Swin embed 32, depths 1-1-1-1, 1 encoder and 2 decoder layers).
+variants; Swin embed ``--swin-dims``, depths 1-1-1-1, window 4, 1 encoder
+and 2 decoder layers).
 A batch is random pixels with ``--tokens`` grounding tokens per sample, each
 referring to its own rectangle object. Times are the median of ``--steps``
 steps after one warm-up: "train step" = ``loss`` + backward + AdamW step,
@@ -25,6 +26,8 @@ def parse_args():
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[8, 32])
     parser.add_argument('--sizes', nargs='+', default=['32:20:256'],
                         help='d:queries:points entries')
+    parser.add_argument('--swin-dims', type=int, default=32,
+                        help='Swin embed width of the tiny backbone')
     parser.add_argument('--image', type=int, default=128)
     parser.add_argument('--tokens', type=int, default=1)
     parser.add_argument('--prompt-dim', type=int, default=128)
@@ -86,6 +89,7 @@ def main():
         torch.manual_seed(0)
         head = MODELS.build(
             tiny_openseed_head_cfg(args.prompt_dim, embed_dims=d,
+                                   swin_dims=args.swin_dims,
                                    num_queries=queries, num_points=points))
         params = sum(p.numel() for p in head.parameters()) / 1e6
         optim = torch.optim.AdamW(head.parameters(), lr=1e-4)
@@ -121,7 +125,8 @@ def main():
             pred = timed(predict, args.steps)
             rows.append((f'd={d} Q={queries} P={points}', params, batch, step,
                          crit, pred))
-    print(f'image {args.image}px, {args.tokens} token(s)/sample, '
+    print(f'Swin embed {args.swin_dims}, image {args.image}px, '
+          f'{args.tokens} token(s)/sample, '
           f'{args.threads} thread(s), median of {args.steps} steps')
     header = (f'{"head":<24}{"params(M)":>10}{"batch":>7}'
               f'{"train step(s)":>15}{"matching+losses(s)":>20}'

@@ -4,8 +4,8 @@ Images hold a red and a green rectangle; the single <seg> state is a fixed
 random vector per colour (norm ~11, like a tiny LLM's hidden state) and the
 target is the rectangle of that colour. Measured in a run of this setup (2
 loaded CPU cores, one thread, ~3-4 min): Acc@0.5 of the top-1 box 0.00 at
-init, 0.50 after 50
-steps of batch 16, 0.83 after 250; the other rectangle is never chosen.
+init, 0.50 after 50 steps of batch 16, 0.83 after 250; the other rectangle
+is never chosen.
 """
 import numpy as np
 import pytest

@@ -10,7 +10,8 @@ import contextlib
 import copy
 import os.path as osp
 import re
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import (Dict, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
 import mmcv
 import numpy as np
@@ -199,11 +200,40 @@ class GroundingInferencer(BaseInferencer):
                              f"task={task!r} needs a prompt")
         return prompt
 
+    @staticmethod
+    def _normalise_history(history, num: int) -> List[List[Tuple[str, str]]]:
+        """Per input, the earlier ``(user, assistant)`` turns (maybe none)."""
+        if history is None:
+            return [[] for _ in range(num)]
+        history = list(history)
+
+        def is_turn(t) -> bool:
+            return isinstance(t, (list, tuple)) and len(t) == 2 and all(
+                isinstance(x, str) for x in t)
+
+        if num == 1 and all(is_turn(t) for t in history):
+            history = [history]  # the turns of the only input
+        if len(history) != num:
+            raise ValueError(
+                f'GroundingInferencer: history has {len(history)} entries for'
+                f' {num} inputs; give one list of (user, assistant) turns per'
+                ' input')
+        out = []
+        for i, turns in enumerate(history):
+            turns = list(turns or [])
+            if not all(is_turn(t) for t in turns):
+                raise ValueError(
+                    f'GroundingInferencer: history[{i}] must be a list of '
+                    '(user text, assistant text) pairs')
+            out.append([tuple(t) for t in turns])
+        return out
+
     def build_records(self,
                       inputs: Union[ImageType, Sequence[ImageType]],
                       prompt: Union[None, str, Sequence[Optional[str]]],
                       boxes: BoxesType = None,
-                      task: str = 'chat') -> List[dict]:
+                      task: str = 'chat',
+                      history=None) -> List[dict]:
         """One data-contract record per (image, prompt) pair.
 
         A single image with several prompts (or one prompt for several
@@ -211,6 +241,13 @@ class GroundingInferencer(BaseInferencer):
         (unless the prompt already holds ``<image>``); there are no phrases
         (the answer is generated), except for ``task='refseg'`` whose single
         target is the expression (teacher-forced answer).
+
+        ``history`` (multi-turn chat) holds, per input, the earlier
+        ``(user, assistant)`` turns in order (one input: the list of turns is
+        enough). They come before the question; ``<image>`` goes into the
+        first user turn; the boxes fill the region placeholders of all user
+        turns in order, history first. Assistant texts are taken as plain
+        text (pass captions, not markup: earlier answers carry no targets).
 
         Raises:
             ValueError: unknown task, mismatched lengths, bad boxes, or a
@@ -233,24 +270,33 @@ class GroundingInferencer(BaseInferencer):
         if not images:
             raise ValueError('GroundingInferencer: no inputs')
         per_boxes = self._normalise_boxes(boxes, len(images))
+        per_history = self._normalise_history(history, len(images))
         records = []
-        for i, (img, text, box) in enumerate(zip(images, prompts,
-                                                 per_boxes)):
+        for i, (img, text, box, turns) in enumerate(
+                zip(images, prompts, per_boxes, per_history)):
             question = self._question(text, task, i)
-            n_slots = len(_REGION_RE.findall(question))
+            users = [u for u, _ in turns] + [question]
+            n_slots = sum(len(_REGION_RE.findall(u)) for u in users)
             if n_slots != len(box):
+                where = 'the prompt' if not turns else \
+                    'the prompt and its history'
                 raise ValueError(
-                    f'GroundingInferencer: input {i}: the prompt has '
+                    f'GroundingInferencer: input {i}: {where} has '
                     f'{n_slots} region placeholder(s) '
                     f'({"/".join(REGION_PLACEHOLDERS)}) but {len(box)} '
                     f'box(es) were given; prompt: {question!r}')
-            if _IMAGE not in question:
-                question = f'{_IMAGE}\n{question}'
+            if not any(_IMAGE in u for u in users):
+                users[0] = f'{_IMAGE}\n{users[0]}'
+            conversations = []
+            for (_, answer), user in zip(turns, users):
+                conversations += [dict(role='user', text=user),
+                                  dict(role='assistant', text=answer)]
+            conversations.append(dict(role='user', text=users[-1]))
             record = dict(
                 img_id=i,
                 source='inferencer',
                 task=task,
-                conversations=[dict(role='user', text=question)],
+                conversations=conversations,
                 regions=[dict(bbox=b.tolist()) for b in box],
                 instances=[],
                 expression=text if task == 'refseg' else None)
@@ -333,6 +379,7 @@ class GroundingInferencer(BaseInferencer):
                  prompt: Union[None, str, Sequence[Optional[str]]] = None,
                  boxes: BoxesType = None,
                  task: str = 'chat',
+                 history=None,
                  batch_size: int = 1,
                  return_datasamples: bool = False,
                  max_new_tokens: Optional[int] = None,
@@ -358,6 +405,9 @@ class GroundingInferencer(BaseInferencer):
                 of xyxy boxes in original pixels, the k-th box for the k-th
                 placeholder (one input: a list of boxes is enough).
             task: ``'chat'``, ``'gcg'`` or ``'refseg'``.
+            history: earlier ``(user, assistant)`` turns of a multi-turn
+                chat, per input (see :meth:`build_records`); their
+                ``<bbox>`` placeholders take the first boxes.
             batch_size: samples per forward (batched, left-padded
                 generation).
             return_datasamples: return the filled ``DetDataSample``s instead
@@ -382,7 +432,7 @@ class GroundingInferencer(BaseInferencer):
         if batch_size < 1:
             raise ValueError(f'GroundingInferencer: batch_size must be >= 1, '
                              f'got {batch_size}')
-        records = self.build_records(inputs, prompt, boxes, task)
+        records = self.build_records(inputs, prompt, boxes, task, history)
         batches = self.preprocess(records, batch_size=batch_size)
         preds: List[DetDataSample] = []
         with self._model_settings(

@@ -26,6 +26,7 @@ import argparse
 import html
 import os
 import os.path as osp
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from typing import List, Optional, Sequence, Tuple
@@ -35,7 +36,8 @@ import numpy as np
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # no network
 
-from mmgrounding.structures.markup import parse_markup  # noqa: E402
+from mmgrounding.structures.markup import (MARKUP_TAGS,  # noqa: E402
+                                           parse_markup)
 from mmgrounding.visualization.grounding_visualizer import \
     PALETTE  # noqa: E402
 
@@ -369,13 +371,22 @@ def answer_html(text: str, phrases: Sequence[str] = (),
     visualizer draws in ``PALETTE[k]``; its phrase gets the same colour. A
     token without phrase (GLaMM "It is [SEG].") shows as a coloured chip
     labelled with ``phrases[k]`` when given (refseg: the expression), else
-    "mask k". Text is HTML-escaped.
+    "mask k". Markup left over outside complete phrases (an answer cut at
+    ``max_new_tokens``: ``... <p> a``) is dropped, as GLaMM's caption
+    does. Text is HTML-escaped.
     """
     plain, spans = parse_markup(clean_answer(text), style)
+    leftovers = MARKUP_TAGS[style]  # e.g. an unclosed "<p> a" at the end
+
+    def between(piece: str) -> str:
+        for tag in leftovers:
+            piece = piece.replace(tag, ' ')
+        return html.escape(re.sub(r'\s+', ' ', piece))
+
     out, cursor = [], 0
     for k, (start, end, phrase) in enumerate(spans):
         colour = PALETTE[k % len(PALETTE)]
-        out.append(html.escape(plain[cursor:start]))
+        out.append(between(plain[cursor:start]))
         if end > start:
             out.append(
                 f'<span class="grounded" data-mask="{k}" style="background:'
@@ -389,7 +400,7 @@ def answer_html(text: str, phrases: Sequence[str] = (),
                 f'background: {rgb_css(colour)}; color: white; padding: 0 '
                 f'4px; border-radius: 4px">{html.escape(label)}</span>')
         cursor = end
-    out.append(html.escape(plain[cursor:]))
+    out.append(between(plain[cursor:]))
     return '<div class="answer">' + ''.join(out).strip() + '</div>'
 
 

@@ -90,6 +90,9 @@ def test_answer_html_colours_phrases_as_their_masks():
         'data-mask="0" style="background: rgb(230, 25, 75); color: white; '
         'padding: 0 4px; border-radius: 4px">the red circle</span>.</div>')
     assert 'mask 0' in wd.answer_html('It is [SEG].')
+    # cut at max_new_tokens: the unclosed phrase's tag goes, as in captions
+    cut = wd.answer_html('<p>a</p>[SEG]<p>a')
+    assert cut.endswith('>a</span> a</div>') and '&lt;p&gt;' not in cut
     assert wd.answer_html('plain & simple') == \
         '<div class="answer">plain &amp; simple</div>'
 

@@ -6,7 +6,8 @@ Start it with ``make web`` (tiny GLaMM from ``make demo``) or::
 
 Upload an image, pick a task, type a prompt and click on the image: in box
 mode two clicks (opposite corners) make a box, in point mode a click makes a
-point. The k-th box fills the k-th ``<bbox>`` of the prompt. The answer shows
+point. The k-th box fills the k-th ``<bbox>`` of the prompt (points, for
+models with a visual prompt encoder, fill the placeholders after the boxes). The answer shows
 each grounded phrase in the colour of its mask; the image on the right is
 drawn by the config's ``GroundingVisualizer`` (masks, their boxes, and the
 prompt boxes / points). Earlier turns are sent as chat history until the
@@ -307,7 +308,7 @@ def build_request(image: Optional[np.ndarray], task: str, prompt: str,
             'encoder, such as LLaVA-Grounding)')
     n_slots = count_placeholders(prompt)
     if task in ('gcg', 'refseg'):
-        if boxes or n_slots:
+        if boxes or points or n_slots:
             raise DemoError(
                 f'{"GCG" if task == "gcg" else "referring segmentation"} '
                 'takes no boxes; press "Clear boxes" or pick "Chat" / '
@@ -315,29 +316,32 @@ def build_request(image: Optional[np.ndarray], task: str, prompt: str,
         if task == 'refseg' and not prompt:
             raise DemoError('type the referring expression to segment, e.g. '
                             '"the red circle"')
-        return Request(task, prompt or None, [], points)
+        return Request(task, prompt or None, [], [])
     if task == 'region':
-        if not boxes:
+        if not boxes and not points:
             raise DemoError('draw a box around the region first (click two '
                             'opposite corners)')
         if not prompt:
-            if len(boxes) != 1:
+            if len(boxes) + len(points) != 1:
                 raise DemoError(
                     f'the region caption asks about one box but '
-                    f'{len(boxes)} are drawn; ask your own question with '
+                    f'{len(boxes) + len(points)} are drawn; ask your own question with '
                     'one <bbox> per box')
             prompt, n_slots = REGION_QUESTION, 1
     if not prompt:
         raise DemoError('type a prompt')
-    if len(boxes) > n_slots:
+    given = len(boxes) + len(points)
+    what = 'box(es)' if not points else 'box(es) and point(s)'
+    if given > n_slots:
         raise DemoError(
-            f'{len(boxes)} box(es) drawn but the prompt has {n_slots} '
+            f'{given} {what} drawn but the prompt has {n_slots} '
             '<bbox> placeholder(s): write one <bbox> per box, in order '
-            '(box 1 fills the first <bbox>), or remove boxes')
-    if len(boxes) < n_slots:
+            '(box 1 fills the first <bbox>; points come after the boxes), '
+            'or remove boxes')
+    if given < n_slots:
         raise DemoError(
             f'the prompt has {n_slots} <bbox> placeholder(s) but only '
-            f'{len(boxes)} box(es) are drawn: draw one box per <bbox>')
+            f'{given} {what} are drawn: draw one box per <bbox>')
     return Request('chat', prompt, boxes, points)
 
 
@@ -481,22 +485,26 @@ class DemoApp:
 
     @property
     def supports_points(self) -> bool:
-        import inspect
-        return 'points' in inspect.signature(
-            self.inferencer.__call__).parameters
+        """Whether the model reads click / scribble prompts (a visual
+        prompt encoder, LLaVA-Grounding); GLaMM reads boxes only."""
+        return getattr(self.inferencer.model, 'prompt_encoder',
+                       None) is not None
 
     def answer(self, image: np.ndarray, request: Request,
                history: Sequence[Turn] = ()):
         """Run one turn: the prediction (``DetDataSample``) and its dict."""
         turns, old_boxes = history_args(history)
-        kwargs = dict(points=[request.points]) if request.points else {}
+        boxes = old_boxes + request.boxes
+        kwargs = {}
+        if request.points:  # aligned lists: the k-th placeholder takes one
+            kwargs['points'] = [[None] * len(boxes) + request.points]
+            boxes = boxes + [None] * len(request.points)
         bgr = np.ascontiguousarray(image[..., :3][..., ::-1])
         with self.lock:
             try:
                 pred = self.inferencer(
-                    bgr, request.prompt, boxes=[old_boxes + request.boxes],
-                    task=request.task, history=[turns],
-                    return_datasamples=True, **kwargs)[0]
+                    bgr, request.prompt, boxes=[boxes], task=request.task,
+                    history=[turns], return_datasamples=True, **kwargs)[0]
             except (ValueError, FileNotFoundError, TypeError) as e:
                 raise DemoError(str(e)) from e
             return pred, self.inferencer.pred_to_dict(pred)

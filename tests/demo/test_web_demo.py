@@ -179,3 +179,16 @@ def test_app_turns_match_the_inferencer(demo_world, cycle_checkpoint,
     assert turn2.answer == exp2['caption']
     assert html2 == wd.answer_html(exp2['text'], exp2['phrases'])
     assert 'the red circle</span>' in html2
+
+
+def test_points_fill_placeholders_after_boxes_when_supported():
+    p = wd.add_click(clicks((0, 0), (10, 10)), 4, 5, wd.POINT_MODE)
+    req = wd.build_request(IMAGE, 'chat', '<bbox> next to <bbox>?', p,
+                           supports_points=True)
+    assert req.boxes == [[0, 0, 10, 10]] and req.points == [[4, 5]]
+    with pytest.raises(wd.DemoError, match=r'2 box\(es\) and point\(s\) '
+                       'drawn but the prompt has 1'):
+        wd.build_request(IMAGE, 'chat', '<bbox>?', p, supports_points=True)
+    with pytest.raises(wd.DemoError, match='GCG takes no boxes'):
+        wd.build_request(IMAGE, 'gcg', '', wd.add_click(
+            wd.VisualPrompts(), 1, 1, wd.POINT_MODE), supports_points=True)

@@ -7,11 +7,11 @@ Start it with ``make web`` (tiny GLaMM from ``make demo``) or::
 Upload an image, pick a task, type a prompt and click on the image: in box
 mode two clicks (opposite corners) make a box, in point mode a click makes a
 point. The k-th box fills the k-th ``<bbox>`` of the prompt (points, for
-models with a visual prompt encoder, fill the placeholders after the boxes). The answer shows
-each grounded phrase in the colour of its mask; the image on the right is
-drawn by the config's ``GroundingVisualizer`` (masks, their boxes, and the
-prompt boxes / points). Earlier turns are sent as chat history until the
-image changes or "Clear chat" is pressed.
+models with a visual prompt encoder, fill the placeholders after the boxes).
+The answer shows each grounded phrase in the colour of its mask; the image on
+the right is drawn by the config's ``GroundingVisualizer`` (masks, their
+boxes, and the prompt boxes / points). Earlier turns are sent as chat history
+until the image changes or "Clear chat" is pressed.
 
 Why ``gr.Image`` + ``select`` events rather than ``gr.ImageEditor``: the
 editor (Gradio 6) returns brush/eraser *layers*, so boxes would have to be
@@ -325,8 +325,8 @@ def build_request(image: Optional[np.ndarray], task: str, prompt: str,
             if len(boxes) + len(points) != 1:
                 raise DemoError(
                     f'the region caption asks about one box but '
-                    f'{len(boxes) + len(points)} are drawn; ask your own question with '
-                    'one <bbox> per box')
+                    f'{len(boxes) + len(points)} are drawn; ask your own '
+                    'question with one <bbox> per box')
             prompt, n_slots = REGION_QUESTION, 1
     if not prompt:
         raise DemoError('type a prompt')

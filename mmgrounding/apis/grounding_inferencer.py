@@ -240,9 +240,9 @@ class GroundingInferencer(BaseInferencer):
                          and slots[kind][i][k] is not None]
                 if len(found) != 1:
                     names = [_PROMPT_KINDS[kind][0] for kind, _ in found]
+                    what = f'prompts in {names}' if found else 'no prompt'
                     raise ValueError(
-                        f'GroundingInferencer: input {i}, region {k}: '
-                        f'{"no prompt" if not found else "prompts in " + str(names)};'
+                        f'GroundingInferencer: input {i}, region {k}: {what};'
                         ' give exactly one of boxes/points/scribbles per '
                         'placeholder (align the lists with None)')
                 kind, value = found[0]

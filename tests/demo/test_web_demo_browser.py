@@ -4,12 +4,12 @@ driven by Playwright through ``executable_path`` (no browser download).
 The app is started as ``make web`` starts it, on a free localhost port, with
 a tiny GLaMM checkpoint the test writes (random weights rewired to answer
 ``<p> a </p> [SEG] ...``, see demo_helpers.py). The test uploads an image,
-draws a box with two clicks, asks "What is in <bbox>?", and checks against ``GroundingInferencer``
-called on the same inputs: the answer text, one coloured phrase per mask in
-the mask's palette colour, and the returned PNG's pixels (palette colour
-blended where the predicted mask is, the original image where no mask and
-no prompt is). Then a task that takes no boxes must show an error, and a
-second turn (referring segmentation) checks the history.
+draws a box with two clicks, asks "What is in <bbox>?", and checks against
+``GroundingInferencer`` called on the same inputs: the answer text, one
+coloured phrase per mask in the mask's palette colour, and the returned PNG's
+pixels (palette colour blended where the predicted mask is, the original
+image where no mask and no prompt is). Then a task that takes no boxes must
+show an error, and a second turn (referring segmentation) checks the history.
 Screenshot: work_dirs/web_demo_screenshot.png (copied to docs/web_demo.png
 when MMGROUNDING_UPDATE_DOCS=1).
 """

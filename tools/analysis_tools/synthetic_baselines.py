@@ -15,9 +15,11 @@ Usage: ``python tools/analysis_tools/synthetic_baselines.py data/synthetic
 import argparse
 import os.path as osp
 import pickle
+import sys
 from typing import Callable, Dict, List
 
 import numpy as np
+from mmengine.utils import ProgressBar
 from pycocotools.coco import COCO
 
 from mmgrounding.evaluation.functional.refseg import (intersection_union,
@@ -66,7 +68,9 @@ def evaluate_baselines(data_root: str, split: str = 'val') -> Dict[str, dict]:
         raise ValueError(f'no refs with split {split!r} in {data_root}')
     counts = {name: ([], []) for name in BASELINES}
     cache = {}
+    bar = ProgressBar(len(refs), file=sys.stderr)  # stdout: the table
     for ref in refs:
+        bar.update()
         image_id = ref['image_id']
         if image_id not in cache:
             cache = {image_id: _objects(coco, image_id)}
@@ -78,6 +82,7 @@ def evaluate_baselines(data_root: str, split: str = 'val') -> Dict[str, dict]:
                     predict(anns, sent['sent'], gt.shape), gt)
                 counts[name][0].append(i)
                 counts[name][1].append(u)
+    sys.stderr.write('\n')
     return {name: refseg_scores(*iu) for name, iu in counts.items()}
 
 

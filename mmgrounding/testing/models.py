@@ -157,7 +157,7 @@ def tiny_glamm_cfg(tokenizer_dir: str,
             ``GroundingDataPreprocessor`` with the tiny view sizes, a square
             CLIP resize and the tokenizer's pad id).
         **glamm_kwargs: further ``GLaMM`` arguments (``generation_cfg``,
-            ``seg_hidden_source`` ...).
+            ``train_seg_hidden_source`` ...).
     """
     prompt_channels = 128
     cfg = dict(

@@ -102,6 +102,7 @@ model = dict(
         freeze_image_encoder=False,
         freeze_prompt_encoder=False),
     image_feature_level=-1,
-    seg_hidden_source='preceding',
+    train_seg_hidden_source='preceding',
+    test_seg_hidden_source='preceding',
     frozen_modules=(),
     generation_cfg=dict(max_new_tokens=48, do_sample=False))

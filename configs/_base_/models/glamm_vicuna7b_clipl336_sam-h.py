@@ -69,6 +69,8 @@ model = dict(
         freeze_prompt_encoder=True),
     image_feature_level=-1,
     region_feature_levels=(0, 1, 2, 3),
-    seg_hidden_source='preceding',  # official (maintainers, issue #16)
+    # official (maintainers, issue #16): the state before [SEG], both ways
+    train_seg_hidden_source='preceding',
+    test_seg_hidden_source='preceding',
     frozen_modules=('vision_encoder', 'projector'),  # mm_projector frozen
     generation_cfg=dict(max_new_tokens=512, do_sample=False))

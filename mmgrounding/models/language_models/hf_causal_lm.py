@@ -13,14 +13,14 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmgrounding.registry import MODELS
+from mmgrounding.structures.markup import GLAMM_SPECIAL_TOKENS
+from ..utils.hf import build_hf_config, position_ids_from_mask
 
 #: GLaMM's added tokens, in the official order of
 #: ``setup_tokenizer_and_special_tokens`` (``<im_start>`` = 32000 ...
 #: ``</p>`` = 32006 on the Vicuna vocabulary), followed by our ``<image>``
 #: placeholder (the official code uses the -200 sentinel instead), so that the
 #: released checkpoints' token rows keep their ids.
-GLAMM_SPECIAL_TOKENS = ('<im_start>', '<im_end>', '<bbox>', '<point>', '[SEG]',
-                        '<p>', '</p>', '<image>')
 
 
 def _resolve_dtype(
@@ -34,30 +34,6 @@ def _resolve_dtype(
     if not isinstance(getattr(torch, name, None), torch.dtype):
         raise ValueError(f'HFCausalLM: unknown torch_dtype {dtype!r}')
     return getattr(torch, name)
-
-
-def build_hf_config(config: dict):
-    """Build a ``transformers`` config from a config dict.
-
-    ``type`` names a config class of ``transformers`` (``'LlamaConfig'``);
-    alternatively ``model_type`` (``'llama'``) goes through
-    ``AutoConfig.for_model``. The remaining keys are the config's kwargs.
-    """
-    import transformers
-    cfg = dict(config)
-    if 'type' in cfg:
-        type_name = cfg.pop('type')
-        cls = getattr(transformers, type_name, None) if isinstance(
-            type_name, str) else type_name
-        if cls is None:
-            raise ValueError(f'HFCausalLM: transformers has no config class '
-                             f'{type_name!r}')
-        return cls(**cfg)
-    if 'model_type' in cfg:
-        return transformers.AutoConfig.for_model(cfg.pop('model_type'), **cfg)
-    raise ValueError('HFCausalLM: `config` needs a `type` (config class '
-                     'name) or a `model_type` key, got keys '
-                     f'{sorted(cfg)}')
 
 
 @MODELS.register_module()
@@ -256,16 +232,6 @@ class HFCausalLM(BaseModule):
         """Token embeddings: LongTensor[B, L] -> Tensor[B, L, C]."""
         return self.model.get_input_embeddings()(input_ids)
 
-    @staticmethod
-    def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-        """Positions that count only attended tokens (left or right padding).
-
-        ``attention_mask`` [B, L] -> LongTensor [B, L]; padded positions get 1
-        (any valid index, they are never attended).
-        """
-        position_ids = attention_mask.long().cumsum(-1) - 1
-        return position_ids.masked_fill(attention_mask == 0, 1)
-
     def forward(self,
                 inputs_embeds: torch.Tensor,
                 attention_mask: Optional[torch.Tensor] = None,
@@ -298,7 +264,7 @@ class HFCausalLM(BaseModule):
         """
         if position_ids is None and attention_mask is not None:
             length = inputs_embeds.shape[1]
-            position_ids = self.position_ids_from_mask(
+            position_ids = position_ids_from_mask(
                 attention_mask)[:, -length:]
         return self.model(
             inputs_embeds=inputs_embeds,

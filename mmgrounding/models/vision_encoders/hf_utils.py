@@ -5,50 +5,15 @@ They let a config say either ``pretrained_model_name_or_path='/models/clip'``
 ``config=dict(type='CLIPVisionConfig', hidden_size=32, ...)`` (a tiny random
 model built in-process), with the same downstream code.
 """
-import copy
 import json
 import os.path as osp
 from typing import Optional, Union
 
-import transformers
 from torch import nn
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-
-def build_hf_config(config: Union[dict, PretrainedConfig]) -> PretrainedConfig:
-    """Turn ``dict(type=..., **kwargs)`` into a ``transformers`` config.
-
-    ``type`` is either the name of a config class exported by transformers
-    (``'CLIPVisionConfig'``, ``'SamConfig'``) or a ``model_type`` string known
-    to ``AutoConfig`` (``'clip_vision_model'``). A ready config is returned
-    unchanged.
-
-    Raises:
-        ValueError: when ``type`` is missing or names no known config.
-    """
-    if isinstance(config, PretrainedConfig):
-        return config
-    if not isinstance(config, dict) or 'type' not in config:
-        raise ValueError('A transformers config must be a PretrainedConfig or '
-                         "a dict with a 'type' key (e.g. "
-                         "dict(type='CLIPVisionConfig', hidden_size=32)), "
-                         f'got {config!r}')
-    kwargs = copy.deepcopy(dict(config))
-    cfg_type = kwargs.pop('type')
-    if isinstance(cfg_type, type) and issubclass(cfg_type, PretrainedConfig):
-        return cfg_type(**kwargs)
-    config_cls = getattr(transformers, str(cfg_type), None)
-    if isinstance(config_cls, type) and issubclass(config_cls,
-                                                   PretrainedConfig):
-        return config_cls(**kwargs)
-    try:
-        return AutoConfig.for_model(cfg_type, **kwargs)
-    except ValueError as err:
-        raise ValueError(
-            f'Unknown transformers config type {cfg_type!r}: neither a '
-            'config class of transformers nor a registered model_type'
-        ) from err
+from ..utils.hf import build_hf_config
 
 
 def model_class_for(config: PretrainedConfig) -> type:

@@ -99,6 +99,8 @@ def test_locations_point_where_the_members_live(registry_name):
     registry.import_from_location()
     for name, obj in registry.module_dict.items():
         module = getattr(obj, '__module__', '')
+        if not module.startswith('mmgrounding.'):
+            continue  # registered by a test
         assert any(module == loc or module.startswith(loc + '.')
                    for loc in registry._locations), (registry_name, name,
                                                      module)

@@ -173,7 +173,7 @@ def tiny_glamm_cfg(tokenizer_dir: str,
                 image_size=clip_size,
                 patch_size=16),
             select_layers=(-3, -2),
-            frozen=True),
+            trainable=False),
         projector=dict(
             type='MLPProjector',
             in_channels=clip_hidden,
@@ -199,8 +199,7 @@ def tiny_glamm_cfg(tokenizer_dir: str,
                 config=tiny_sam_cfg(grounding_size, channels=prompt_channels)),
             prompt_channels=prompt_channels,
             image_size=grounding_size),
-        image_feature_level=-1,
-        frozen_modules=('vision_encoder', ))
+        image_feature_level=-1)
     if region_encoder:
         cfg['region_encoder'] = dict(
             type='GLaMMRegionEncoder',
@@ -267,6 +266,7 @@ def glamm_7b_cfg(tokenizer_dir: str, lora: Optional[dict] = GLAMM_LORA) -> dict:
             select_layers=(-11, -8, -5, -2)),
         projector=dict(
             type='MLPProjector',
+            trainable=False,  # official with LoRA: mm_projector frozen
             in_channels=1024,
             out_channels=h,
             hidden_channels=h,
@@ -295,5 +295,4 @@ def glamm_7b_cfg(tokenizer_dir: str, lora: Optional[dict] = GLAMM_LORA) -> dict:
             act='ReLU'),
         grounding_head=dict(
             type='SAMGroundingHead',
-            sam=dict(config=copy.deepcopy(SAM_VIT_H))),
-        frozen_modules=('vision_encoder', 'projector'))
+            sam=dict(config=copy.deepcopy(SAM_VIT_H))))

@@ -97,7 +97,9 @@ def test_frozen_parts_and_trainable_count():
     emb = head.extract_feat(torch.randn(1, 3, 64, 64))
     assert not emb.requires_grad
 
-    open_head = _head(freeze_image_encoder=False, freeze_prompt_encoder=False)
+    open_head = _head(trainable='all')
+    with pytest.raises(ValueError, match='unknown trainable parts'):
+        _head(trainable=('image_encoder', ))
     trainable = _n(p for p in open_head.parameters() if p.requires_grad)
     fourier = head.sam.shared_image_embedding.positional_embedding.numel()
     assert trainable == _n(open_head.parameters()) - fourier

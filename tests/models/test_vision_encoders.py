@@ -59,7 +59,7 @@ def test_multi_layer_and_cls_patch():
 
 
 def test_frozen_tower_stays_eval_and_has_no_grad():
-    enc = HFVisionEncoder(config=TINY_CLIP, frozen=True)
+    enc = HFVisionEncoder(config=TINY_CLIP, trainable=False)
     enc.train()
     assert not enc.model.training
     assert sum(p.numel() for p in enc.parameters() if p.requires_grad) == 0
@@ -68,7 +68,7 @@ def test_frozen_tower_stays_eval_and_has_no_grad():
 
 
 def test_trainable_tower_gets_gradients():
-    enc = HFVisionEncoder(config=TINY_CLIP, frozen=False)
+    enc = HFVisionEncoder(config=TINY_CLIP, trainable=True)
     enc.train()
     assert enc.model.training
     total = sum(p.numel() for p in enc.parameters())

@@ -9,8 +9,8 @@ SRC is the HF directory of the release (``pytorch_model-*.bin`` shards and
 ``pytorch_model.bin.index.json``, or safetensors shards, or one weight file).
 Tensors are read with ``torch.load(weights_only=True)`` / safetensors only.
 DST is an mmengine checkpoint ``{'state_dict', 'meta'}`` whose keys are those
-of our ``GLaMM`` (see ``mmgrounding/models/lmms/glamm_checkpoint_mapping.py`` for
-the mapping), for ``load_from=DST`` in a config.
+of our ``GLaMM`` (see ``mmgrounding/models/lmms/glamm_checkpoint_mapping.py``
+for the mapping), for ``load_from=DST`` in a config.
 
 Language model layout (the releases are LoRA-merged full models):
 

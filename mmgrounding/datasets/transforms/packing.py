@@ -90,8 +90,11 @@ class PackGroundingInputs(BaseTransform):
             masks = BitmapMasks(
                 np.zeros((0, int(h), int(w)), dtype=np.uint8), int(h), int(w))
         boxes = results.get('gt_bboxes')
-        boxes = torch.zeros((0, 4)) if boxes is None else torch.as_tensor(
-            getattr(boxes, 'tensor', boxes), dtype=torch.float32).reshape(-1, 4)
+        if boxes is None:
+            boxes = torch.zeros((0, 4))
+        boxes = torch.as_tensor(
+            getattr(boxes, 'tensor', boxes),
+            dtype=torch.float32).reshape(-1, 4)
         if len(boxes) != len(masks):
             raise GroundingDataError.from_results(
                 results, 'gt_bboxes',

@@ -9,7 +9,7 @@ the resized image and resized to the original image, as SAM's
 ``postprocess_masks``; a pixel is foreground where its logit is > 0.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mmdet.models.losses  # noqa: F401 (registers mmdet losses)
 import torch
@@ -100,9 +100,10 @@ class SAMGroundingHead(BaseModule):
         prompt_channels: size of the prompt embeddings (SAM: 256).
         image_size: side of the square grounding view (SAM: 1024); must be
             the SAM vision ``image_size``.
-        freeze_image_encoder: freeze SAM's ViT (GLaMM: frozen).
-        freeze_prompt_encoder: freeze SAM's prompt encoder (GLaMM: frozen).
-        freeze_mask_decoder: freeze the mask decoder (GLaMM: trained).
+        trainable: the SAM parts that train, among ``'vision_encoder'``,
+            ``'prompt_encoder'`` and ``'mask_decoder'``, or ``'all'``
+            (GLaMM: the mask decoder only). Frozen parts stay in eval mode.
+            SAM's random Fourier matrix never trains.
         loss_mask: mask BCE config (default GLaMM's, weight 2.0).
         loss_dice: DICE config (default GLaMM's, weight 0.5).
         init_cfg: mmengine init config.
@@ -114,9 +115,7 @@ class SAMGroundingHead(BaseModule):
                  sam: dict,
                  prompt_channels: int = 256,
                  image_size: int = 1024,
-                 freeze_image_encoder: bool = True,
-                 freeze_prompt_encoder: bool = True,
-                 freeze_mask_decoder: bool = False,
+                 trainable: Union[str, Sequence[str]] = ('mask_decoder', ),
                  loss_mask: Optional[dict] = None,
                  loss_dice: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -140,17 +139,22 @@ class SAMGroundingHead(BaseModule):
         self.prompt_channels = prompt_channels
         self.prompt_dim = prompt_channels
         self.image_size = image_size
-        self.freeze_image_encoder = freeze_image_encoder
-        self.freeze_prompt_encoder = freeze_prompt_encoder
+        parts = ('vision_encoder', 'prompt_encoder', 'mask_decoder')
+        trainable = parts if trainable == 'all' else tuple(trainable)
+        unknown = set(trainable) - set(parts)
+        if unknown:
+            raise ValueError(f'SAMGroundingHead: unknown trainable parts '
+                             f'{sorted(unknown)}; expected some of {parts} '
+                             "or 'all'")
+        self.trainable = trainable
+        self.freeze_image_encoder = 'vision_encoder' not in trainable
+        self.freeze_prompt_encoder = 'prompt_encoder' not in trainable
 
         # The random Fourier matrix is a fixed buffer in the original SAM.
         self.sam.shared_image_embedding.requires_grad_(False)
-        if freeze_image_encoder:
-            self.sam.vision_encoder.requires_grad_(False)
-        if freeze_prompt_encoder:
-            self.sam.prompt_encoder.requires_grad_(False)
-        if freeze_mask_decoder:
-            self.sam.mask_decoder.requires_grad_(False)
+        for part in parts:
+            if part not in trainable:
+                getattr(self.sam, part).requires_grad_(False)
         self.loss_mask = MODELS.build(loss_mask or GLAMM_LOSS_MASK)
         self.loss_dice = MODELS.build(loss_dice or GLAMM_LOSS_DICE)
         self.train(self.training)

@@ -13,16 +13,14 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, \
     Union
 
 import torch
-import torch.nn as nn
 from mmdet.structures import DetDataSample
 from mmengine.model import BaseModel
-from mmengine.structures import InstanceData
 
 from mmgrounding.registry import MODELS
 from mmgrounding.structures.markup import parse_answer
-from ..utils.samples import sample_name
 from ..utils.generation import (HIDDEN_SOURCES, GenerationOutput, generate,
                                 reference_generate)
+from ..utils.samples import sample_name
 
 ForwardResults = Union[Dict[str, torch.Tensor], List[DetDataSample],
                        torch.Tensor]
@@ -92,6 +90,11 @@ class BaseGroundedLMM(BaseModel):
     - ``answer_style``: markup style of the answers (``'glamm'`` or
       ``'llava_g'``, see ``mmgrounding.structures.markup``).
 
+    What trains is each part's own ``trainable`` argument (one vocabulary:
+    ``HFVisionEncoder(trainable=False)``, ``MLPProjector(trainable=...)``,
+    ``HFCausalLM(trainable=..., lora=...)``,
+    ``SAMGroundingHead(trainable=('mask_decoder', ))``).
+
     The head is called only through the grounding-head contract
     (``docs/architecture.md``): ``extract_feat``, ``loss``, ``predict``.
 
@@ -116,7 +119,6 @@ class BaseGroundedLMM(BaseModel):
             training and at inference.
         generation_cfg: ``max_new_tokens``, ``do_sample``, ``temperature``,
             ``top_p``, ``stop_strings``, ``seed``, ``use_cache``.
-        frozen_modules: attribute names whose parameters never train.
         image_token, seg_token: token names (ids are looked up).
     """
     answer_style: str = 'glamm'
@@ -135,7 +137,6 @@ class BaseGroundedLMM(BaseModel):
                  train_seg_hidden_source: str = 'preceding',
                  test_seg_hidden_source: str = 'preceding',
                  generation_cfg: Optional[dict] = None,
-                 frozen_modules: Sequence[str] = (),
                  image_token: str = '<image>',
                  seg_token: str = '[SEG]',
                  init_cfg: Optional[dict] = None) -> None:
@@ -188,14 +189,6 @@ class BaseGroundedLMM(BaseModel):
                 raise ValueError(f'{name}: prompt slot {tok!r} names the '
                                  f'encoder {slot.encoder!r}, which is not '
                                  'among prompt_encoders')
-
-        self.frozen_modules = tuple(frozen_modules)
-        for attr in self.frozen_modules:
-            module = getattr(self, attr, None)
-            if not isinstance(module, nn.Module):
-                raise ValueError(f'{name}: frozen_modules names {attr!r}, '
-                                 'which this model does not have')
-            module.requires_grad_(False)
 
     def _token_id(self, token: str) -> int:
         ids = self.language_model.token_ids

@@ -51,8 +51,6 @@ class GLaMM(BaseGroundedLMM):
         refseg_answer: the teacher-forced answer; must contain the seg token.
         generation_cfg: ``max_new_tokens``, ``do_sample``, ``temperature``,
             ``top_p``, ``stop_strings``, ``seed``, ``use_cache``.
-        frozen_modules: attribute names whose parameters never train
-            (official with LoRA: the CLIP tower and the V-L projector).
         image_token, bbox_token, seg_token: token names (ids are looked up).
     """
     answer_style = 'glamm'
@@ -73,7 +71,6 @@ class GLaMM(BaseGroundedLMM):
                  refseg_teacher_forcing: bool = True,
                  refseg_answer: str = 'Sure, it is [SEG].',
                  generation_cfg: Optional[dict] = None,
-                 frozen_modules: Sequence[str] = ('vision_encoder', ),
                  image_token: str = '<image>',
                  bbox_token: str = '<bbox>',
                  seg_token: str = '[SEG]',
@@ -98,7 +95,6 @@ class GLaMM(BaseGroundedLMM):
             train_seg_hidden_source=train_seg_hidden_source,
             test_seg_hidden_source=test_seg_hidden_source,
             generation_cfg=generation_cfg,
-            frozen_modules=frozen_modules,
             image_token=image_token,
             seg_token=seg_token,
             init_cfg=init_cfg)

@@ -40,7 +40,8 @@ class HFVisionEncoder(BaseModule):
             ``num_hidden_layers + 1``); ``(-2,)`` is the penultimate layer.
         feature: ``'patch'`` drops the prefix (CLS) tokens, ``'cls_patch'``
             keeps them.
-        frozen: no gradients, always in eval mode, forward under no_grad.
+        trainable: train the tower; False (default, GLaMM's frozen CLIP):
+            no gradients, always in eval mode, forward under no_grad.
             When trained, layers after the deepest selected one (and a final
             LayerNorm) get no gradient: DDP then needs
             ``find_unused_parameters=True`` or those parameters frozen.
@@ -56,7 +57,7 @@ class HFVisionEncoder(BaseModule):
                  config: Optional[dict] = None,
                  select_layers: Sequence[int] = (-2, ),
                  feature: str = 'patch',
-                 frozen: bool = True,
+                 trainable: bool = False,
                  image_mean: Optional[Sequence[float]] = None,
                  image_std: Optional[Sequence[float]] = None,
                  model_kwargs: Optional[dict] = None,
@@ -95,8 +96,8 @@ class HFVisionEncoder(BaseModule):
         self.image_mean = tuple(image_mean) if image_mean else tuple(mean)
         self.image_std = tuple(image_std) if image_std else tuple(std)
 
-        self.frozen = frozen
-        if frozen:
+        self.frozen = not trainable
+        if self.frozen:
             self.model.requires_grad_(False)
             self.model.eval()
 

@@ -7,6 +7,11 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
+# CLIP trains here and select_layers (-3, -2) never read its last layer:
+# drop it (and the pooling norm) so that every parameter gets a gradient and
+# DDP needs no find_unused_parameters; the computed features do not change.
+model = dict(vision_encoder=dict(drop_unused_layers=True))
+
 max_iters = 1000
 # no validation while training: tools/test.py scores the final checkpoint
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,

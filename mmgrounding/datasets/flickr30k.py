@@ -1,11 +1,10 @@
 """Flickr30K Entities in MDETR's ``final_flickr_separateGT_*.json`` form."""
 from typing import Any, Dict, Iterable, List, Tuple
 
-import mmengine
-
 from mmgrounding.registry import DATASETS
 from .base_grounding import BaseGroundingDataset, RecordFn
-from .utils import IMAGE_TOKEN, RecordError, index_coco, xywh_to_xyxy
+from .utils import (IMAGE_TOKEN, AnnotationFile, RecordError, index_coco,
+                    require_text, xywh_to_xyxy)
 
 #: LLaVA-Grounding's Flickr prompt (flickr_instance_new_baseline mapper).
 FLICKR_QUESTION = ("Present a compact description of the photo's key "
@@ -52,48 +51,62 @@ class Flickr30kEntitiesDataset(BaseGroundingDataset):
         self.question = question
         super().__init__(*args, split=split, **kwargs)
 
-    def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:
-        data = mmengine.load(self.ann_file, file_format='json')
-        images, anns = index_coco(data)
+    def load_records(self) -> Iterable[Tuple[str, Any, RecordFn]]:
+        ann = AnnotationFile(self.ann_file, dict, 'an MDETR COCO-style '
+                             'object with "images" and "annotations"')
+        images, anns = index_coco(ann.data, self.ann_file)
         for image in images:
-            yield image.get('id'), (
-                lambda image=image: [self._parse(image, anns.get(
-                    image.get('id'), []))])
+            yield self.ann_file, image['id'], (
+                lambda image=image: [self._parse(ann, image, anns.get(
+                    image['id'], []))])
 
-    def _parse(self, image: dict, anns: List[dict]) -> dict:
-        caption = image.get('caption')
-        if not isinstance(caption, str) or not caption:
-            raise RecordError('caption', 'missing caption')
-        path = self.img_path(image['file_name'])
+    def _parse(self, ann_file: AnnotationFile, image: dict,
+               anns: List[dict]) -> dict:
+        ann_file.check_keys(image)
+        caption = require_text(image.get('caption'), 'caption')
+        if 'tokens_positive_eval' not in image:
+            raise RecordError('tokens_positive_eval', 'missing (mmdet\'s '
+                              'Flickr30kMetric needs it)')
+        path = self.img_path(image.get('file_name'))
         height, width = self.image_size(path, image.get('height'),
                                         image.get('width'))
         spans: Dict[Tuple[int, int], List[int]] = {}
         instances: List[dict] = []
         first_span: List[Tuple[int, int]] = []
         for ann in anns:
+            ann_file.check_keys(ann)
+            where = dict(file=self.ann_file, record=ann['id'])
             if ann.get('iscrowd', 0):
                 continue
-            positives = ann.get('tokens_positive') or []
-            if not positives:
+            positives = ann.get('tokens_positive')
+            if not isinstance(positives, list) or not positives:
                 raise RecordError(
-                    'tokens_positive', f'annotation {ann.get("id")} grounds '
-                    'no phrase')
+                    'tokens_positive', 'the annotation grounds no phrase',
+                    value=positives, **where)
+            try:
+                bbox = xywh_to_xyxy(ann.get('bbox') or [])
+            except (TypeError, ValueError):
+                raise RecordError('bbox', 'expected [x, y, w, h]',
+                                  value=ann.get('bbox'), **where) from None
             iid = len(instances)
             instances.append(
-                dict(
-                    bbox=xywh_to_xyxy(ann['bbox']),
-                    mask=ann.get('segmentation') or None,
-                    ann_id=ann.get('id'),
-                    category='object'))
+                self.make_instance(bbox, ann.get('segmentation') or None,
+                                   ann['id'], 'object', height, width,
+                                   **where))
             for pos in positives:
-                start, end = int(pos[0]), int(pos[1])
+                if not isinstance(pos, (list, tuple)) or len(pos) != 2 or \
+                        not all(isinstance(v, int) for v in pos):
+                    raise RecordError('tokens_positive',
+                                      'expected [start, end] spans',
+                                      value=positives, **where)
+                start, end = pos
                 if not 0 <= start < end <= len(caption):
                     raise RecordError(
                         'tokens_positive', f'span {list(pos)} outside the '
-                        f'caption of length {len(caption)} (annotation '
-                        f'{ann.get("id")})')
+                        f'caption of length {len(caption)}', value=list(pos),
+                        **where)
                 spans.setdefault((start, end), []).append(iid)
-            first_span.append((int(positives[0][0]), int(positives[0][1])))
+            first_span.append((positives[0][0], positives[0][1]))
         ordered = sorted(spans)
         phrases = [
             dict(
@@ -106,7 +119,7 @@ class Flickr30kEntitiesDataset(BaseGroundingDataset):
         index = {span: k for k, span in enumerate(ordered)}
         return dict(
             img_path=path,
-            img_id=image.get('id'),
+            img_id=image['id'],
             height=height,
             width=width,
             conversations=[
@@ -116,7 +129,7 @@ class Flickr30kEntitiesDataset(BaseGroundingDataset):
             phrases=phrases,
             instances=instances,
             phrase_ids=[index[span] for span in first_span],
-            tokens_positive_eval=image.get('tokens_positive_eval', []),
+            tokens_positive_eval=image['tokens_positive_eval'],
             original_img_id=image.get('original_img_id'),
             sentence_id=image.get('sentence_id'),
             gt_captions=[caption])

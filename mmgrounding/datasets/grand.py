@@ -5,13 +5,12 @@ import os.path as osp
 import re
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
-import mmengine
-
 from mmgrounding.registry import DATASETS
 from .base_grounding import BaseGroundingDataset, RecordFn
 from .gcg import GCG_QUESTION
 from .refcoco import ANSWERS
-from .utils import IMAGE_TOKEN, RecordError, seeded_rng
+from .utils import (IMAGE_TOKEN, AnnotationFile, RecordError, require_dict,
+                    require_text, seeded_rng)
 
 _ASSISTANT_PREFIX = re.compile(r'(?i)\b(?:ass)?istant:?\s*')
 #: GranD descriptions carry their own article ("a red car"), unlike RefCOCO.
@@ -48,6 +47,9 @@ class GranDPretrainDataset(BaseGroundingDataset):
     """
 
     SOURCE = 'grand'
+    SPLITS = ('train', )
+    #: the image file name is the record's top-level key
+    IMAGE_FIELD = '(image key)'
     TASKS = ('gcg', 'refseg')
     DEFAULT_TASK = 'gcg'
 
@@ -77,74 +79,137 @@ class GranDPretrainDataset(BaseGroundingDataset):
             return files
         return [self.ann_file]
 
-    def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:
+    def load_records(self) -> Iterable[Tuple[str, Any, RecordFn]]:
+        first_file = {}
         for file in self._files():
-            data = mmengine.load(file, file_format='json')
-            for image_name, content in data.items():
+            ann = AnnotationFile(file, dict, 'an object mapping image file '
+                                 'names to their annotations')
+            for image_name, content in ann.data.items():
                 img_id = osp.splitext(image_name)[0]
-                yield img_id, (lambda n=image_name, c=content, i=img_id:
-                               self._parse(n, c, i))
+                if image_name in first_file:
+                    yield file, image_name, self._raiser(RecordError(
+                        '(image key)', 'image annotated twice (also in '
+                        f'{osp.basename(first_file[image_name])})',
+                        value=image_name))
+                    continue
+                first_file[image_name] = file
+                yield file, image_name, (
+                    lambda n=image_name, c=content, i=img_id, a=ann:
+                    self._parse(a, n, c, i))
+
+    @staticmethod
+    def _raiser(err: RecordError) -> RecordFn:
+
+        def fn():
+            raise err
+
+        return fn
 
     # ------------------------------------------------------------------
-    def _parse(self, image_name: str, content: dict, img_id: str) -> list:
+    def _parse(self, ann: AnnotationFile, image_name: str, content: Any,
+               img_id: str) -> list:
+        content = require_dict(content, image_name)
+        ann.check_keys(content)
+        path = self.img_path(image_name, '(image key)')
         objects = {}
-        for obj in (content.get('objects') or []) + \
-                (content.get('floating_objects') or []):
-            objects.setdefault(obj.get('id'), obj)
-        size = next((o['segmentation']['size'] for o in objects.values()
+        for key in ('objects', 'floating_objects'):
+            objs = content.get(key) or []
+            if not isinstance(objs, list):
+                raise RecordError(key, 'expected a list of objects',
+                                  value=objs)
+            for k, obj in enumerate(objs):
+                obj = require_dict(obj, f'{key}[{k}]')
+                if 'id' not in obj:
+                    raise RecordError(f'{key}[{k}].id', 'missing')
+                if obj['id'] in objects:
+                    raise RecordError(
+                        f'{key}[{k}].id', 'object id repeated in the image '
+                        '(objects and floating_objects share one id space)',
+                        value=obj['id'])
+                objects[obj['id']] = (f'{key}[{k}]', obj)
+        size = next((o['segmentation'].get('size')
+                     for _, o in objects.values()
                      if isinstance(o.get('segmentation'), dict)), None)
-        path = self.img_path(image_name)
+        if not isinstance(size, (list, tuple)) or len(size) != 2:
+            size = None
         height, width = self.image_size(path, size and size[0],
-                                        size and size[1])
+                                        size and size[1], '(image key)')
         base = dict(img_path=path, img_id=img_id, height=height, width=width)
         records = []
         if 'caption' in self.tasks:
-            rec = self._caption(content, objects, img_id)
+            rec = self._caption(content, objects, img_id, height, width)
             if rec is not None:
                 records.append(dict(base, **rec))
         if 'refer' in self.tasks:
-            rec = self._refer(objects, img_id)
+            rec = self._refer(objects, img_id, height, width)
             if rec is not None:
                 records.append(dict(base, **rec))
         return records
 
-    @staticmethod
-    def _instance(obj: dict) -> dict:
+    def _object(self, objects: dict, obj_id: Any, height: int,
+                width: int) -> dict:
+        field, obj = objects[obj_id]
         labels = obj.get('labels') or ['object']
-        return dict(
-            bbox=[float(v) for v in obj['bbox']],
-            mask=obj.get('segmentation'),
-            ann_id=obj.get('id'),
-            category=str(labels[0]).replace('_', ' '))
+        if not isinstance(labels, list):
+            labels = [labels]
+        bbox = obj.get('bbox')
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise RecordError(f'{field}.bbox', 'expected [x1, y1, x2, y2]',
+                              value=bbox)
+        return self.make_instance(
+            [float(v) for v in bbox], obj.get('segmentation'), obj['id'],
+            str(labels[0]).replace('_', ' '), height, width,
+            mask_field=f'{field}.segmentation', bbox_field=f'{field}.bbox')
 
-    def _caption(self, content: dict, objects: dict,
-                 img_id: str) -> Optional[dict]:
-        source = content.get('dense_caption')
+    def _caption(self, content: dict, objects: dict, img_id: str,
+                 height: int, width: int) -> Optional[dict]:
+        key = 'dense_caption'
+        source = content.get(key)
         if self.caption_source == 'short' or not source:
-            shorts = content.get('short_captions') or []
+            key = 'short_captions'
+            shorts = content.get(key) or []
+            if not isinstance(shorts, list):
+                raise RecordError(key, 'expected a list', value=shorts)
             source = shorts[0] if shorts else None
-        if not source or not source.get('caption'):
+            key = f'{key}[0]'
+        if not source:
             return None
-        caption = source['caption']
+        source = require_dict(source, key)
+        caption = require_text(source.get('caption'), f'{key}.caption')
         instances, index, phrases = [], {}, []
-        for k, detail in enumerate(source.get('details') or []):
+        details = source.get('details') or []
+        if not isinstance(details, list):
+            raise RecordError(f'{key}.details', 'expected a list',
+                              value=details)
+        for k, detail in enumerate(details):
+            field = f'{key}.details[{k}]'
+            detail = require_dict(detail, field)
             ids = detail.get('ids')
             if ids is None:
                 ids = [detail['id']] if 'id' in detail else []
+            if not isinstance(ids, list):
+                raise RecordError(f'{field}.ids', 'expected a list of '
+                                  'object ids', value=ids)
             pos = detail.get('tokens_positive')
-            if not isinstance(pos, (list, tuple)) or len(pos) != 2:
-                raise RecordError(f'details[{k}].tokens_positive',
-                                  f'expected [start, end], got {pos!r}')
+            if not isinstance(pos, (list, tuple)) or len(pos) != 2 or \
+                    not all(isinstance(v, int) for v in pos):
+                raise RecordError(f'{field}.tokens_positive',
+                                  'expected [start, end]', value=pos)
+            start, end = pos
+            if not 0 <= start < end <= len(caption):
+                raise RecordError(
+                    f'{field}.tokens_positive', 'span outside the caption '
+                    f'of length {len(caption)}', value=list(pos))
             iids = []
             for obj_id in ids:
                 if obj_id not in objects:
-                    raise RecordError(f'details[{k}].ids',
-                                      f'unknown object id {obj_id!r}')
+                    raise RecordError(f'{field}.ids', 'unknown object id',
+                                      value=obj_id)
                 if obj_id not in index:
                     index[obj_id] = len(instances)
-                    instances.append(self._instance(objects[obj_id]))
+                    instances.append(
+                        self._object(objects, obj_id, height, width))
                 iids.append(index[obj_id])
-            start, end = int(pos[0]), int(pos[1])
             phrases.append(
                 dict(turn=1, start=start, end=end, text=caption[start:end],
                      instance_ids=iids))
@@ -170,8 +235,10 @@ class GranDPretrainDataset(BaseGroundingDataset):
                 return attr.rstrip('.')
         return None
 
-    def _refer(self, objects: dict, img_id: str) -> Optional[dict]:
-        described = [(obj, self._attribute(obj)) for obj in objects.values()]
+    def _refer(self, objects: dict, img_id: str, height: int,
+               width: int) -> Optional[dict]:
+        described = [(obj_id, self._attribute(obj))
+                     for obj_id, (_, obj) in objects.items()]
         described = [(o, a) for o, a in described if a]
         if not described:
             return None
@@ -180,7 +247,7 @@ class GranDPretrainDataset(BaseGroundingDataset):
         picked = sorted(rng.choice(len(described), num, replace=False))
         conversations, phrases, instances = [], [], []
         for i, idx in enumerate(picked):
-            obj, expr = described[idx]
+            obj_id, expr = described[idx]
             question = self.choose(rng, GRAND_QUESTIONS).format(expr=expr)
             if i == 0:
                 question = f'{IMAGE_TOKEN}\n{question}'
@@ -190,7 +257,7 @@ class GranDPretrainDataset(BaseGroundingDataset):
                 self.user(question),
                 self.assistant(answer_t.format(expr=expr))
             ]
-            instances.append(self._instance(obj))
+            instances.append(self._object(objects, obj_id, height, width))
             phrases.append(
                 dict(turn=len(conversations) - 1, start=start,
                      end=start + len(expr), text=expr, instance_ids=[i]))

@@ -8,8 +8,9 @@ import mmengine
 from mmgrounding.registry import DATASETS
 from mmgrounding.structures.markup import MarkupError, parse_markup
 from .base_grounding import BaseGroundingDataset, RecordFn
-from .utils import (IMAGE_TOKEN, RecordError, index_coco,
-                    move_image_token_first, seeded_rng, xywh_to_xyxy)
+from .utils import (IMAGE_TOKEN, AnnotationFile, RecordError,
+                    check_image_token, index_coco, move_image_token_first,
+                    require_dict, seeded_rng, xywh_to_xyxy)
 
 ROLES = {'human': 'user', 'gpt': 'assistant'}
 OBJ_TOKEN = '<obj>'
@@ -61,6 +62,8 @@ class GVCDataset(BaseGroundingDataset):
     """
 
     SOURCE = 'gvc'
+    SPLITS = ('train', )
+    IMAGE_FIELD = 'image'
     TASKS = ('gvc', 'gvc_r')
     DEFAULT_TASK = 'gvc'
 
@@ -86,18 +89,31 @@ class GVCDataset(BaseGroundingDataset):
                                            self.instances_file)
 
     # ------------------------------------------------------------------
-    def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:
-        entries = mmengine.load(self.ann_file, file_format='json')
+    def load_records(self) -> Iterable[Tuple[str, Any, RecordFn]]:
         if not self.instances_file:
             raise ValueError(f'{type(self).__name__} needs instances_file '
                              '(the COCO annotations gd_ls points at)')
-        coco = mmengine.load(self.instances_file, file_format='json')
-        images_list, anns = index_coco(coco)
+        ann = AnnotationFile(self.ann_file, list, 'a list of {id, '
+                             'conversations, gd_ls} objects')
+        coco = AnnotationFile(self.instances_file, dict, 'COCO instances '
+                              'with "images" and "annotations"').data
+        images_list, anns = index_coco(coco, self.instances_file)
         images = {img['id']: img for img in images_list}
-        categories = {c['id']: c['name'] for c in coco.get('categories', [])}
+        categories = {
+            c['id']: c['name']
+            for c in coco.get('categories', [])
+            if isinstance(c, dict) and 'id' in c
+        }
         groups: Dict[Any, List[dict]] = {}
         order: List[Any] = []
-        for i, entry in enumerate(entries):
+        for i, entry in enumerate(ann.data):
+            if not isinstance(entry, dict) or not isinstance(
+                    entry.get('id'), (str, int)):
+                yield self.ann_file, f'[{i}]', self._raiser(RecordError(
+                    'id', 'expected an object with a string or integer '
+                    '"id"', value=entry.get('id') if isinstance(
+                        entry, dict) else entry))
+                continue
             key = self._image_id(entry)
             if self.max_convs_per_image is None:
                 key = (i, key)
@@ -109,9 +125,19 @@ class GVCDataset(BaseGroundingDataset):
             group = groups[key]
             img_id = self._image_id(group[0])
             for chunk in self._chunks(group, img_id):
-                yield img_id, (lambda chunk=chunk, img_id=img_id: [
-                    self._parse(chunk, img_id, images, anns, categories)
-                ])
+                yield self.ann_file, chunk[0]['id'], (
+                    lambda chunk=chunk, img_id=img_id: [
+                        self._parse(ann, chunk, img_id, images, anns,
+                                    categories)
+                    ])
+
+    @staticmethod
+    def _raiser(err: RecordError) -> RecordFn:
+
+        def fn():
+            raise err
+
+        return fn
 
     def _chunks(self, group: List[dict], img_id: Any) -> List[List[dict]]:
         """Split an image's entries into records of at most
@@ -133,60 +159,103 @@ class GVCDataset(BaseGroundingDataset):
             return raw
 
     # ------------------------------------------------------------------
-    def _parse(self, group: List[dict], img_id: Any, images: dict,
-               anns: dict, categories: dict) -> dict:
+    def _turns(self, entry: dict, rng, first: bool) -> List[dict]:
+        """The entry's turns as ``{role, text}``: a leading ``gpt`` turn is
+        dropped (as LLaVA does), speakers must alternate from ``human``,
+        ``<image>`` may only open the first question (it is removed from
+        the entries packed after the first one)."""
+        raw = entry.get('conversations')
+        if not isinstance(raw, list) or not raw:
+            raise RecordError('conversations', 'expected a non-empty list',
+                              value=raw)
+        offset = 0
+        if isinstance(raw[0], dict) and raw[0].get('from') == 'gpt':
+            offset = 1  # LLaVA drops a leading gpt turn
+        turns: List[dict] = []
+        for i in range(offset, len(raw)):
+            turn = require_dict(raw[i], f'conversations[{i}]')
+            role = ROLES.get(turn.get('from'))
+            if role is None:
+                raise RecordError(f'conversations[{i}].from',
+                                  f'unknown speaker; expected one of '
+                                  f'{list(ROLES)}', value=turn.get('from'))
+            expected = 'user' if len(turns) % 2 == 0 else 'assistant'
+            if role != expected:
+                raise RecordError(
+                    f'conversations[{i}].from', f'{role} turn where a '
+                    f'{expected} turn is due (speakers alternate, human '
+                    'first)', value=turn.get('from'))
+            value = turn.get('value')
+            if isinstance(value, list) and role == 'assistant' and value \
+                    and all(isinstance(v, str) for v in value):
+                value = self.choose(rng, value)
+            if not isinstance(value, str):
+                raise RecordError(f'conversations[{i}].value',
+                                  'expected text', value=value)
+            turns.append(dict(role=role, text=value, index=i))
+        if not turns:
+            raise RecordError('conversations', 'no human turn')
+        try:
+            check_image_token(turns)
+        except RecordError as err:
+            k = int(err.field[len('conversations['):-1])
+            raise RecordError(
+                f'conversations[{turns[k]["index"]}].value', err.message,
+                value=err.value) from None
+        if not first:
+            turns[0]['text'] = turns[0]['text'].replace(IMAGE_TOKEN,
+                                                        '').strip()
+        return turns
+
+    def _parse(self, ann_file: AnnotationFile, group: List[dict],
+               img_id: Any, images: dict, anns: dict,
+               categories: dict) -> dict:
         # seeded by the image and the entries' grounding lists (stable
         # across runs and workers): picks among candidate answers
         rng = seeded_rng(self.seed, 'gvc', img_id,
                          [(e.get('gd_ls'), e.get('q_gd_ls')) for e in group])
         image = images.get(img_id)
         if image is None:
-            file_name = group[0].get('image')
-            if file_name is None:
+            if group[0].get('image') is None:
                 raise RecordError(
-                    'id', f'image {img_id!r} not in {self.instances_file}')
-            image = dict(file_name=file_name)
-        path = self.img_path(image['file_name'])
-        height, width = self.image_size(path, image.get('height'),
-                                        image.get('width'))
+                    'image', f'missing, and image id {img_id!r} is not in '
+                    f'{osp.basename(self.instances_file)}')
+            path = self.img_path(group[0].get('image'))
+            height, width = self.image_size(path)
+        else:
+            where = dict(file=self.instances_file, record=image['id'])
+            try:
+                path = self.img_path(image.get('file_name'), 'file_name')
+                height, width = self.image_size(path, image.get('height'),
+                                                image.get('width'),
+                                                'file_name')
+            except RecordError as err:
+                raise RecordError(err.field, err.message, err.value,
+                                  **where) from None
         turns: List[dict] = []
         seg_ids: List[Optional[list]] = []
         obj_ids: List[Optional[list]] = []
         any_gd = False
-        for entry in group:
-            raw = entry.get('conversations')
-            if not isinstance(raw, list) or not raw:
-                raise RecordError('conversations', 'missing or empty')
-            if raw[0].get('from') != 'human':
-                raw = raw[1:]  # LLaVA drops a leading gpt turn
-            for turn in raw:
-                role = ROLES.get(turn.get('from'))
-                if role is None:
-                    raise RecordError(
-                        'conversations',
-                        f'unknown speaker {turn.get("from")!r}')
-                value = turn.get('value')
-                if isinstance(value, list):
-                    value = self.choose(rng, value)
-                if not isinstance(value, str):
-                    raise RecordError('conversations',
-                                      f'value is not text: {value!r}')
-                turns.append(dict(role=role, text=value))
-            if 'q_gd_ls' in entry:
-                obj_ids.extend(entry['q_gd_ls'] or [])
-                seg_list = entry.get('gd_ls')
-            else:
-                seg_list = entry.get('gd_ls')
-            num_segs = sum(t['value'].count('<seg>') if isinstance(
-                t.get('value'), str) else 0 for t in raw)
+        for e, entry in enumerate(group):
+            where = dict(record=entry['id']) if e else {}
+            try:
+                ann_file.check_keys(entry)
+                entry_turns = self._turns(entry, rng, first=e == 0)
+                num_segs = sum(t['text'].count('<seg>') for t in entry_turns)
+                seg_list = self._id_lists(entry, 'gd_ls', num_segs)
+                obj_list = self._id_lists(entry, 'q_gd_ls', None)
+            except RecordError as err:
+                if not where:
+                    raise
+                raise RecordError(err.field, err.message, err.value,
+                                  **where) from None
+            turns.extend(entry_turns)
+            if obj_list is not None:
+                obj_ids.extend(obj_list)
             if seg_list is None:
                 seg_ids.extend([None] * num_segs)
             else:
                 any_gd = True
-                if len(seg_list) != num_segs:
-                    raise RecordError(
-                        'gd_ls', f'{num_segs} <seg> tokens but '
-                        f'len(gd_ls)={len(seg_list)}')
                 seg_ids.extend(seg_list)
         if not any(IMAGE_TOKEN in t['text'] for t in turns):
             turns[0]['text'] = f'{IMAGE_TOKEN}\n{turns[0]["text"]}'
@@ -195,20 +264,27 @@ class GVCDataset(BaseGroundingDataset):
         inst_of: Dict[Any, int] = {}
 
         def instance(ann_id: Any, field: str) -> int:
-            if ann_id not in ann_index:
+            try:
+                known = ann_id in ann_index
+            except TypeError:
+                known = False
+            if not known:
                 raise RecordError(
-                    field, f'unknown annotation id {ann_id!r} for image '
-                    f'{img_id!r} in {self.instances_file}')
+                    field, f'unknown annotation id for image {img_id!r} in '
+                    f'{osp.basename(self.instances_file)}', value=ann_id)
             if ann_id not in inst_of:
                 ann = ann_index[ann_id]
+                where = dict(file=self.instances_file, record=ann_id)
+                box = ann.get('bbox')
+                if not isinstance(box, list) or len(box) != 4:
+                    raise RecordError('bbox', 'expected [x, y, w, h]',
+                                      value=box, **where)
                 inst_of[ann_id] = len(instances)
                 instances.append(
-                    dict(
-                        bbox=xywh_to_xyxy(ann['bbox']),
-                        mask=ann.get('segmentation'),
-                        ann_id=ann_id,
-                        category=categories.get(
-                            ann.get('category_id'), 'object')))
+                    self.make_instance(
+                        xywh_to_xyxy(box), ann.get('segmentation'), ann_id,
+                        categories.get(ann.get('category_id'), 'object'),
+                        height, width, **where))
             return inst_of[ann_id]
 
         conversations, phrases = [], []
@@ -263,3 +339,22 @@ class GVCDataset(BaseGroundingDataset):
         if regions:
             record['region_token'] = OBJ_TOKEN
         return record
+
+    @staticmethod
+    def _id_lists(entry: dict, key: str,
+                  count: Optional[int]) -> Optional[List[Optional[list]]]:
+        """``entry[key]`` (``gd_ls`` / ``q_gd_ls``): a list with one entry
+        per grounding token (``count``; unchecked when None), each a list
+        of annotation ids or null. None when the key is absent or null."""
+        value = entry.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(
+                v is None or isinstance(v, list) for v in value):
+            raise RecordError(key, 'expected a list of annotation-id lists '
+                              '(or null)', value=value)
+        if count is not None and len(value) != count:
+            raise RecordError(
+                key, f'{count} <seg> tokens but len({key})={len(value)}',
+                value=value)
+        return value

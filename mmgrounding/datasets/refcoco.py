@@ -1,13 +1,22 @@
 """RefCOCO / RefCOCO+ / RefCOCOg (refer toolkit pickle + COCO instances)."""
 import collections
+import os.path as osp
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import mmengine
 from mmdet.datasets import RefCocoDataset
 
 from mmgrounding.registry import DATASETS
+from mmgrounding.structures.errors import GroundingDataError
 from .base_grounding import BaseGroundingDataset, RecordFn
-from .utils import IMAGE_TOKEN, RecordError, seeded_rng, xywh_to_xyxy
+from .utils import (IMAGE_TOKEN, AnnotationFile, RecordError, index_coco,
+                    load_pickle, require_dict, require_text, seeded_rng,
+                    xywh_to_xyxy)
+
+#: Split names of the refer toolkit (refclef has testC); a ref with another
+#: split is a defect, never silently ignored.
+KNOWN_SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC')
+#: Keys every ref of a refs pickle has.
+REF_KEYS = ('ref_id', 'ann_id', 'image_id', 'split', 'sentences')
 
 #: Default user prompts; ``{expr}`` is the referring expression.
 REFSEG_QUESTIONS = (
@@ -102,27 +111,66 @@ class RefCOCOGroundingDataset(BaseGroundingDataset, RefCocoDataset):
         return REFSEG_QUESTIONS if self.task == 'refseg' else REC_QUESTIONS
 
     # ------------------------------------------------------------------
-    def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:
-        self.splits = mmengine.load(self.split_file, file_format='pkl')
-        self.instances = mmengine.load(self.ann_file, file_format='json')
-        available = sorted({r['split'] for r in self.splits})
+    def load_records(self) -> Iterable[Tuple[str, Any, RecordFn]]:
+        refs_file, inst_file = self.split_file, self.ann_file
+        splits = load_pickle(
+            refs_file, 'a list of refer-toolkit refs (dicts with '
+            f'{", ".join(REF_KEYS)})')
+        if not isinstance(splits, list):
+            raise GroundingDataError(
+                f'the refs pickle holds a {type(splits).__name__}; expected '
+                f'a list of refs (dicts with {", ".join(REF_KEYS)})',
+                file=refs_file)
+        self._inst = AnnotationFile(
+            inst_file, dict, 'COCO instances with "images" and '
+            '"annotations"')
+        self.instances = self._inst.data
+        images_list, _ = index_coco(self.instances, inst_file)
+        valid, bad, seen = [], [], {}
+        for k, ref in enumerate(splits):
+            if not isinstance(ref, dict):
+                raise GroundingDataError(
+                    f'refs[{k}] is a {type(ref).__name__}; expected a dict '
+                    f'with {", ".join(REF_KEYS)}', file=refs_file,
+                    record=f'refs[{k}]', field='ref_id')
+            ref_id = ref.get('ref_id', f'refs[{k}]')
+            missing = [key for key in REF_KEYS if key not in ref]
+            if missing:
+                bad.append((ref_id, ref, RecordError(missing[0], 'missing')))
+            elif ref['split'] not in KNOWN_SPLITS:
+                bad.append((ref_id, ref, RecordError(
+                    'split', f'unknown split name; expected one of '
+                    f'{list(KNOWN_SPLITS)}', value=ref['split'])))
+            elif not isinstance(ref_id, (int, str)):
+                bad.append((f'refs[{k}]', ref, RecordError(
+                    'ref_id', 'expected an integer', value=ref_id)))
+            elif seen.setdefault(ref_id, k) != k:
+                bad.append((ref_id, ref, RecordError(
+                    'ref_id', f'ref id repeated (refs[{seen[ref_id]}] and '
+                    f'refs[{k}])', value=ref_id)))
+            else:
+                valid.append(ref)
+        available = sorted({r['split'] for r in valid})
         if self.split not in available:
             raise ValueError(
                 f'{type(self).__name__}: split {self.split!r} is not in '
                 f'{self.split_file}; available: {available}')
         known = {ann['id'] for ann in self.instances['annotations']}
-        unknown = [ref for ref in self.splits if ref['ann_id'] not in known]
-        self.splits = [ref for ref in self.splits if ref['ann_id'] in known]
+        for ref in valid:
+            if ref['ann_id'] not in known:
+                bad.append((ref['ref_id'], ref, RecordError(
+                    'ann_id', f'ref points at an annotation id that is not '
+                    f'in {osp.basename(inst_file)}', value=ref['ann_id'])))
+        bad_ids = {id(ref) for _, ref, _ in bad}
+        self.splits = [ref for ref in valid if id(ref) not in bad_ids]
         self._init_refs()  # mmdet: self.refs, self.ref_to_ann
-        for ref in unknown:
-            if ref['split'] == self.split:
-                yield ref['image_id'], self._raiser(
-                    'ann_id', f'ref {ref["ref_id"]} of {self.split_file} '
-                    f'points at unknown annotation id {ref["ann_id"]!r}')
-        images = {img['id']: img for img in self.instances['images']}
+        for ref_id, _, err in bad:
+            yield refs_file, ref_id, self._raiser(err)
+        images = {img['id']: img for img in images_list}
         categories = {
             c['id']: c['name']
             for c in self.instances.get('categories', [])
+            if isinstance(c, dict) and 'id' in c
         }
         by_image: Dict[Any, List[dict]] = collections.OrderedDict()
         for ref in self.splits:
@@ -131,25 +179,34 @@ class RefCOCOGroundingDataset(BaseGroundingDataset, RefCocoDataset):
         for img_id, refs in by_image.items():
             if self.one_per_expression:
                 for ref in refs:
-                    for k in range(len(ref.get('sentences', []))):
-                        yield img_id, self._bind(self._parse_expression,
-                                                 images, categories, ref, k)
+                    sentences = ref.get('sentences')
+                    if not isinstance(sentences, list) or not sentences:
+                        yield refs_file, ref['ref_id'], self._raiser(
+                            RecordError('sentences', 'expected a non-empty '
+                                        'list', value=sentences))
+                        continue
+                    for k in range(len(sentences)):
+                        yield refs_file, ref['ref_id'], self._bind(
+                            self._parse_expression, images, categories, ref,
+                            k)
             else:
                 for c, units in enumerate(self._chunks(img_id, refs)):
-                    yield img_id, self._bind(self._parse_image, images,
-                                             categories, img_id, units, c)
+                    yield refs_file, img_id, self._bind(
+                        self._parse_image, images, categories, img_id, units,
+                        c)
         # the records are plain copies: free the raw files
         self.instances = self.splits = self.refs = self.ref_to_ann = None
+        self._inst = None
 
     @staticmethod
     def _bind(fn, *args) -> RecordFn:
         return lambda: fn(*args)
 
     @staticmethod
-    def _raiser(field: str, message: str) -> RecordFn:
+    def _raiser(err: RecordError) -> RecordFn:
 
         def fn():
-            raise RecordError(field, message)
+            raise err
 
         return fn
 
@@ -157,35 +214,60 @@ class RefCOCOGroundingDataset(BaseGroundingDataset, RefCocoDataset):
     def _base(self, images: dict, img_id: Any) -> dict:
         image = images.get(img_id)
         if image is None:
-            raise RecordError('image_id',
-                              f'image {img_id!r} not in {self.ann_file}')
-        path = self.img_path(image['file_name'])
-        height, width = self.image_size(path, image.get('height'),
-                                        image.get('width'))
+            raise RecordError(
+                'image_id', f'image not in {osp.basename(self.ann_file)}',
+                value=img_id)
+        where = dict(file=self.ann_file, record=img_id)
+        try:
+            self._inst.check_keys(image)
+            path = self.img_path(image.get('file_name'))
+            height, width = self.image_size(path, image.get('height'),
+                                            image.get('width'))
+        except RecordError as err:
+            raise RecordError(err.field, err.message, err.value,
+                              **where) from None
         return dict(img_path=path, img_id=img_id, height=height, width=width)
 
-    def _instance(self, ref: dict, categories: dict) -> dict:
-        ann = self.ref_to_ann[ref['ref_id']]
-        if 'segmentation' not in ann and self.task == 'refseg':
-            raise RecordError('segmentation',
-                              f'annotation {ann["id"]} has no segmentation')
-        return dict(
-            bbox=xywh_to_xyxy(ann['bbox']),
-            mask=ann.get('segmentation'),
-            ann_id=ann['id'],
-            category=categories.get(ann.get('category_id'), 'object'))
+    def _instance(self, ref: dict, categories: dict, height: int,
+                  width: int) -> dict:
+        ann = require_dict(self.ref_to_ann[ref['ref_id']], 'ann_id')
+        where = dict(file=self.ann_file, record=ann.get('id'))
+        try:
+            self._inst.check_keys(ann)
+        except RecordError as err:
+            raise RecordError(err.field, err.message, err.value,
+                              **where) from None
+        if self.task == 'refseg' and not ann.get('segmentation'):
+            raise RecordError('segmentation', 'missing (task refseg needs '
+                              'a mask)', value=ann.get('segmentation'),
+                              **where)
+        try:
+            bbox = xywh_to_xyxy(ann.get('bbox') or [])
+        except (RecordError, TypeError, ValueError):
+            raise RecordError('bbox', 'expected [x, y, w, h]',
+                              value=ann.get('bbox'), **where) from None
+        return self.make_instance(
+            bbox, ann.get('segmentation'), ann['id'],
+            categories.get(ann.get('category_id'), 'object'), height, width,
+            **where)
 
     def _sentence(self, ref: dict, k: int) -> str:
-        sentences = ref.get('sentences') or []
-        if not sentences:
-            raise RecordError('sentences', f'ref {ref["ref_id"]} has none')
+        where = dict(file=self.split_file, record=ref['ref_id'])
+        sentences = ref.get('sentences')
+        if not isinstance(sentences, list) or not sentences:
+            raise RecordError('sentences', 'expected a non-empty list',
+                              value=sentences, **where)
         sent = sentences[k]
-        text = sent.get(self.text_key, sent.get('raw', ''))
-        text = ' '.join(str(text).split())
-        if not text:
-            raise RecordError('sentences',
-                              f'empty sentence {sent.get("sent_id")!r}')
-        return text
+        if not isinstance(sent, dict):
+            raise RecordError(f'sentences[{k}]', 'expected a dict',
+                              value=sent, **where)
+        key = self.text_key if self.text_key in sent else 'raw'
+        try:
+            text = require_text(sent.get(key), f'sentences[{k}].{key}')
+        except RecordError as err:
+            raise RecordError(err.field, err.message, err.value,
+                              **where) from None
+        return ' '.join(text.split())
 
     def _turns(self, rng, exprs: List[str],
                instance_ids: List[int]) -> Tuple[list, list]:
@@ -229,7 +311,9 @@ class RefCOCOGroundingDataset(BaseGroundingDataset, RefCocoDataset):
             ann_id = self.ref_to_ann[ref['ref_id']]['id']
             if ann_id not in ann_index:
                 ann_index[ann_id] = len(instances)
-                instances.append(self._instance(ref, categories))
+                instances.append(
+                    self._instance(ref, categories, record['height'],
+                                   record['width']))
             exprs.append(self._sentence(ref, k))
             iids.append(ann_index[ann_id])
         conversations, phrases = self._turns(rng, exprs, iids)
@@ -251,7 +335,10 @@ class RefCOCOGroundingDataset(BaseGroundingDataset, RefCocoDataset):
         record.update(
             conversations=conversations,
             phrases=phrases,
-            instances=[self._instance(ref, categories)],
+            instances=[
+                self._instance(ref, categories, record['height'],
+                               record['width'])
+            ],
             ref_id=ref['ref_id'],
             sent_id=sent.get('sent_id', k),
             ann_id=ref['ann_id'])

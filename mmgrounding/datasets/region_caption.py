@@ -1,12 +1,10 @@
 """Region-level captioning: MDETR RefCOCOg and Visual Genome (GLaMM)."""
 from typing import Any, Iterable, List, Optional, Sequence, Tuple
 
-import mmengine
-
 from mmgrounding.registry import DATASETS
 from .base_grounding import BaseGroundingDataset, RecordFn
-from .utils import (IMAGE_TOKEN, RecordError, default_ann_file, index_coco,
-                    seeded_rng, xywh_to_xyxy)
+from .utils import (IMAGE_TOKEN, AnnotationFile, RecordError,
+                    default_ann_file, index_coco, seeded_rng, xywh_to_xyxy)
 
 #: The instruction of GLaMM's region-caption evaluation
 #: (eval/region_captioning/infer.py); ``<region>`` marks the placeholder.
@@ -79,30 +77,49 @@ class RegionCaptionDataset(BaseGroundingDataset):
                                               kwargs.get('ann_file'))
         self.format = format
         self.SOURCE = f'region_caption_{format}'
+        self.SPLITS = tuple(REGION_FILES[format])
         self.one_per_region = one_per_region
         self.max_regions_per_image = max_regions_per_image
         self.region_token = region_token
         self.question_templates = tuple(question_templates)
         super().__init__(*args, split=split, **kwargs)
 
-    def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:
-        images, anns = index_coco(
-            mmengine.load(self.ann_file, file_format='json'))
+    def load_records(self) -> Iterable[Tuple[str, Any, RecordFn]]:
+        ann = AnnotationFile(self.ann_file, dict, 'a COCO-style object with '
+                             '"images" and "annotations"')
+        images, anns = index_coco(ann.data, self.ann_file)
         for image in images:
-            image_anns = [
-                a for a in anns.get(image.get('id'), [])
-                if not a.get('ignore', False)
-            ]
-            if self.one_per_region:
-                for ann in image_anns:
-                    yield (image.get('id'), ann.get('id')), (
-                        lambda im=image, a=ann: [self._parse(im, [a], True)])
+            all_anns = anns.get(image['id'], [])
+            image_anns = [a for a in all_anns if not a.get('ignore', False)]
+            if not image_anns:
+                # never a prompt-only record: an error, or a skip with a
+                # warning under skip_invalid
+                yield self.ann_file, image['id'], self._raiser(RecordError(
+                    'annotations', f'no usable region for the image '
+                    f'({len(all_anns)} annotation(s), all with ignore)'
+                    if all_anns else 'no region annotation for the image'))
+            elif self.one_per_region:
+                for a in image_anns:
+                    yield self.ann_file, a['id'], (
+                        lambda im=image, a=a: [self._parse(ann, im, [a],
+                                                           True)])
             else:
-                yield image.get('id'), (
-                    lambda im=image, a=image_anns: [self._parse(im, a, False)])
+                yield self.ann_file, image['id'], (
+                    lambda im=image, a=image_anns: [self._parse(
+                        ann, im, a, False)])
 
-    def _parse(self, image: dict, anns: List[dict], evaluation: bool) -> dict:
-        path = self.img_path(image['file_name'])
+    @staticmethod
+    def _raiser(err: RecordError) -> RecordFn:
+
+        def fn():
+            raise err
+
+        return fn
+
+    def _parse(self, ann_file: AnnotationFile, image: dict, anns: List[dict],
+               evaluation: bool) -> dict:
+        ann_file.check_keys(image)
+        path = self.img_path(image.get('file_name'))
         height, width = self.image_size(path, image.get('height'),
                                         image.get('width'))
         rng = seeded_rng(self.seed, 'region', image.get('id'),
@@ -115,12 +132,22 @@ class RegionCaptionDataset(BaseGroundingDataset):
             anns = [anns[i] for i in keep]
         conversations, regions, instances, captions = [], [], [], []
         for k, ann in enumerate(anns):
-            caption = ann.get('caption', image.get('caption'))
+            ann_file.check_keys(ann)
+            where = dict(file=self.ann_file, record=ann['id'])
+            if 'caption' in ann:
+                caption, cfield = ann['caption'], 'caption'
+            else:
+                caption, cfield = image.get('caption'), 'caption'
+                where = dict(file=self.ann_file, record=image['id'])
             if not isinstance(caption, str) or not caption.strip():
-                raise RecordError(
-                    'caption', f'no caption for annotation {ann.get("id")}')
+                raise RecordError(cfield, 'no caption for the region',
+                                  value=caption, **where)
             caption = caption.strip()
-            bbox = xywh_to_xyxy(ann['bbox'])
+            box = ann.get('bbox')
+            if not isinstance(box, list) or len(box) != 4:
+                raise RecordError('bbox', 'expected [x, y, w, h]', value=box,
+                                  file=self.ann_file, record=ann['id'])
+            bbox = xywh_to_xyxy(box)
             if evaluation:
                 template = self.question_templates[0]
             else:
@@ -130,12 +157,11 @@ class RegionCaptionDataset(BaseGroundingDataset):
                 question = f'{IMAGE_TOKEN}\n{question}'
             conversations += [self.user(question), self.assistant(caption)]
             instances.append(
-                dict(bbox=bbox, mask=None, ann_id=ann.get('id'),
-                     category='object'))
+                self.make_instance(bbox, None, ann['id'], 'object', height,
+                                   width, file=self.ann_file,
+                                   record=ann['id']))
             regions.append(dict(instance_id=k, bbox=list(bbox)))
             captions.append(caption)
-        if not conversations:
-            conversations = [self.user(IMAGE_TOKEN)]
         record = dict(
             img_path=path,
             img_id=image.get('id'),

@@ -83,7 +83,8 @@ def build_tiny_llama(save_dir: str,
     if tokenizer_dir is None:
         tokenizer = build_tiny_tokenizer(save_dir)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_dir, local_files_only=True)
         tokenizer.save_pretrained(save_dir)
     cfg = copy.deepcopy(TINY_LLAMA)
     cfg.pop('type')
@@ -214,7 +215,8 @@ def tiny_glamm_cfg(tokenizer_dir: str,
             norm_cfg=dict(type='GN', num_groups=8))
     if data_preprocessor is None:
         from transformers import AutoTokenizer
-        pad_id = AutoTokenizer.from_pretrained(tokenizer_dir).pad_token_id
+        pad_id = AutoTokenizer.from_pretrained(
+            tokenizer_dir, local_files_only=True).pad_token_id
         data_preprocessor = dict(
             type='GroundingDataPreprocessor',
             clip_size=clip_size,

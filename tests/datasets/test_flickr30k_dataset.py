@@ -72,5 +72,7 @@ def test_missing_key_names_the_field(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(GroundingDataError) as info:
         build(ann_file=str(path))
-    assert info.value.field == "'bbox'" and info.value.img_id == 1
+    # the defect is in annotation 3 (of image 1): both are named
+    assert info.value.field == 'bbox' and info.value.record == 3
     assert 'nobox.json' in str(info.value)
+    assert 'used by record 1 of nobox.json' in str(info.value)

@@ -96,7 +96,8 @@ def test_empty_mask_raises(tmp_path):
     with pytest.raises(GroundingDataError) as info:
         build(format='grandf', split='train', ann_file=path)
     err = info.value
-    assert err.field == 'instances[2].mask' and err.img_id == '000000000001'
+    assert err.field == "groundings['a blue blob'].rle_masks[0]"
+    assert err.record == '000000000001'
     assert 'empty mask' in str(err)
     assert len(build(format='grandf', split='train', ann_file=path,
                      skip_invalid=True)) == 1
@@ -122,7 +123,7 @@ def test_out_of_bounds_polygon_raises(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(GroundingDataError) as info:
         build(format='refcocog', split='train', ann_file=str(path))
-    assert info.value.field == 'instances[0].mask'
+    assert info.value.field == 'refs[0].segmentation'
     assert 'outside' in str(info.value)
 
 

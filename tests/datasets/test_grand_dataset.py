@@ -53,4 +53,4 @@ def test_unknown_object_id_raises(tmp_path):
     (tmp_path / 'ann' / 'a.json').write_text(json.dumps(data))
     with pytest.raises(GroundingDataError) as info:
         build(ann_file=str(tmp_path / 'ann'))
-    assert info.value.field == 'details[0].ids' and '77' in str(info.value)
+    assert info.value.field == 'dense_caption.details[0].ids' and '77' in str(info.value)

@@ -66,7 +66,7 @@ def test_seg_count_mismatch_raises(tmp_path):
     with pytest.raises(GroundingDataError) as info:
         build(ann_file=path)
     err = info.value
-    assert err.field == 'gd_ls' and err.img_id == 1
+    assert err.field == 'gd_ls' and err.record == '000000000001'
     assert '3 <seg>' in str(err) and 'gvc.json' in str(err)
     assert len(build(ann_file=path, skip_invalid=True)) == 1
 

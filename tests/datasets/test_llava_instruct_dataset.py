@@ -42,8 +42,8 @@ def test_broken_turn_order_and_missing_file(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(GroundingDataError) as info:
         build(ann_file=str(path))
-    assert info.value.field == 'conversations'
-    assert info.value.img_id == '000000000001'
+    assert info.value.field == 'conversations[2].from'
+    assert info.value.record == '000000000001'
 
     data = [dict(id='x', image='missing.png', height=32, width=32,
                  conversations=[{'from': 'human', 'value': 'hi'},
@@ -52,5 +52,5 @@ def test_broken_turn_order_and_missing_file(tmp_path):
     assert len(build(ann_file=str(path))) == 1  # no file check by default
     with pytest.raises(GroundingDataError) as info:
         build(ann_file=str(path), check_files=True)
-    assert info.value.field == 'img_path' and 'missing.png' in str(
+    assert info.value.field == 'image' and 'missing.png' in str(
         info.value)

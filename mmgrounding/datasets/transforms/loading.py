@@ -9,6 +9,7 @@ from mmdet.structures.mask import BitmapMasks
 
 from mmgrounding.registry import TRANSFORMS
 from mmgrounding.structures import GroundingDataError
+from ..utils import RecordError, check_rle
 
 
 @TRANSFORMS.register_module()
@@ -32,8 +33,10 @@ class LoadGroundingAnnotations(BaseTransform):
     The image size is ``ori_shape`` (from ``LoadImageFromFile``) if present,
     else the record's ``height``/``width``; both must agree. An empty decoded
     mask, a polygon or box outside the image (by more than
-    ``bounds_tolerance`` pixels), or an RLE of another size raises
-    :class:`GroundingDataError` naming source, img_id and field.
+    ``bounds_tolerance`` pixels), an RLE of another size or whose run
+    lengths do not cover exactly ``h * w`` pixels (checked before
+    pycocotools decodes it) raises :class:`GroundingDataError` naming the
+    annotation file, the record id, the field and the annotation id.
 
     Args:
         mask_from_box (bool): Fill the box for instances without a mask.
@@ -74,12 +77,20 @@ class LoadGroundingAnnotations(BaseTransform):
     def _decode(self, results: dict, k: int, mask, h: int, w: int
                 ) -> np.ndarray:
         field = f'instances[{k}].mask'
+        ann_id = (results.get('instances') or [{}])[k].get('ann_id')
+        if ann_id is not None:
+            field += f' (ann_id={ann_id!r})'
         if isinstance(mask, dict):
             size = tuple(int(v) for v in mask.get('size', ()))
             if size != (h, w):
                 raise GroundingDataError.from_results(
                     results, field,
                     f'RLE size {size} != image size {(h, w)}')
+            try:  # pycocotools decodes without bounds checks
+                check_rle(mask, h, w)
+            except RecordError as err:
+                raise GroundingDataError.from_results(
+                    results, field, err.message, value=err.value) from None
             counts = mask.get('counts')
             if isinstance(counts, list):
                 rle = mask_utils.frPyObjects(mask, h, w)

@@ -6,7 +6,7 @@ top-level keys; offline pickles may hold either form. Masks may be tensors,
 arrays, mmdet ``BitmapMasks``/``PolygonMasks`` or a list of COCO RLE dicts
 (mmdet's ``DumpDetResults`` encodes predicted masks that way).
 """
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from transformers import SamConfig, SamModel
 
 from mmgrounding.registry import MODELS
+from mmgrounding.utils.hf_loading import load_pretrained_model
 from ..losses import GLAMM_LOSS_DICE, GLAMM_LOSS_MASK, multi_image_mask_loss
 from ..utils.hf import build_hf_config
 from ..utils.samples import sample_name
@@ -42,8 +43,10 @@ def build_sam(pretrained_model_name_or_path: Optional[str] = None,
         raise ValueError('sam needs exactly one of '
                          'pretrained_model_name_or_path and config')
     if pretrained_model_name_or_path is not None:
-        return SamModel.from_pretrained(pretrained_model_name_or_path,
-                                        **model_kwargs)
+        return load_pretrained_model(
+            SamModel, pretrained_model_name_or_path,
+            'SAMGroundingHead.sam.pretrained_model_name_or_path',
+            **model_kwargs)
     if isinstance(config, dict):
         config = copy.deepcopy(config)
         config.setdefault('type', 'SamConfig')

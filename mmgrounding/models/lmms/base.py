@@ -20,6 +20,7 @@ from mmgrounding.registry import MODELS
 from mmgrounding.structures.markup import parse_answer
 from ..utils.generation import (HIDDEN_SOURCES, GenerationOutput, generate,
                                 reference_generate)
+from ..utils.trainable_state import TrainableStateDictMixin
 from ..utils.samples import sample_name
 
 ForwardResults = Union[Dict[str, torch.Tensor], List[DetDataSample],
@@ -61,7 +62,7 @@ class Answer(NamedTuple):
     phrases: List[str]
 
 
-class BaseGroundedLMM(BaseModel):
+class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
     """Image + conversation -> answer with grounded tokens.
 
     Flow (``loss``; ``predict`` replaces the LM call by generation)::
@@ -94,6 +95,11 @@ class BaseGroundedLMM(BaseModel):
     ``HFVisionEncoder(trainable=False)``, ``MLPProjector(trainable=...)``,
     ``HFCausalLM(trainable=..., lora=...)``,
     ``SAMGroundingHead(trainable=('mask_decoder', ))``).
+
+    Checkpoints: ``state_dict`` leaves out frozen tensors that still equal
+    the local directory they were loaded from and records where they must
+    come from (:class:`TrainableStateDictMixin`); loading refuses another
+    source.
 
     The head is called only through the grounding-head contract
     (``docs/architecture.md``): ``extract_feat``, ``loss``, ``predict``.

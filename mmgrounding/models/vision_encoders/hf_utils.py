@@ -13,6 +13,8 @@ from torch import nn
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
+from mmgrounding.utils.hf_loading import (from_pretrained_local,
+                                          load_pretrained_model)
 from ..utils.hf import build_hf_config
 
 
@@ -27,7 +29,9 @@ def model_class_for(config: PretrainedConfig) -> type:
 
 def build_hf_vision_model(pretrained_model_name_or_path: Optional[str] = None,
                           config: Union[dict, PretrainedConfig, None] = None,
-                          model_kwargs: Optional[dict] = None) -> nn.Module:
+                          model_kwargs: Optional[dict] = None,
+                          key: str = 'HFVisionEncoder.'
+                          'pretrained_model_name_or_path') -> nn.Module:
     """Build a transformers vision tower from a path or from a config.
 
     A composite checkpoint (e.g. a full CLIP with text and vision towers)
@@ -35,12 +39,14 @@ def build_hf_vision_model(pretrained_model_name_or_path: Optional[str] = None,
     ``vision_config`` and ``from_pretrained`` reads the vision weights.
 
     Args:
-        pretrained_model_name_or_path: local directory (or cached hub id; runs
-            offline under ``HF_HUB_OFFLINE=1``).
+        pretrained_model_name_or_path: local directory (never a hub id);
+            the loaded tower records it as its source
+            (:func:`mmgrounding.utils.hf_loading.load_pretrained_model`).
         config: used when no path is given; a config dict or object. A
             composite config is reduced to its ``vision_config``.
         model_kwargs: extra kwargs for ``from_pretrained``/``from_config``
             (e.g. ``torch_dtype``, ``attn_implementation``).
+        key: config key of the path, for the error on a missing directory.
     """
     model_kwargs = dict(model_kwargs or {})
     if (pretrained_model_name_or_path is None) == (config is None):
@@ -48,12 +54,13 @@ def build_hf_vision_model(pretrained_model_name_or_path: Optional[str] = None,
                          f'and config (got {pretrained_model_name_or_path!r} '
                          f'and {config!r})')
     if pretrained_model_name_or_path is not None:
-        hf_cfg = AutoConfig.from_pretrained(pretrained_model_name_or_path)
+        hf_cfg = from_pretrained_local(AutoConfig,
+                                       pretrained_model_name_or_path, key)
         vision_cfg = getattr(hf_cfg, 'vision_config', None)
         model_cls = model_class_for(
             vision_cfg if isinstance(vision_cfg, PretrainedConfig) else hf_cfg)
-        return model_cls.from_pretrained(pretrained_model_name_or_path,
-                                         **model_kwargs)
+        return load_pretrained_model(model_cls, pretrained_model_name_or_path,
+                                     key, **model_kwargs)
     hf_cfg = build_hf_config(config)
     vision_cfg = getattr(hf_cfg, 'vision_config', None)
     if isinstance(vision_cfg, PretrainedConfig):

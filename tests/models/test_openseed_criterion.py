@@ -8,6 +8,17 @@ from mmengine.structures import InstanceData
 from mmgrounding.models.grounding_heads.openseed_criterion import \
     OpenSeeDCriterion
 
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread (two oversubscribe the shared 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # The 4 pixel centres of a 2 x 2 map, (x, y) normalised: point_sample on
 # them returns the pixel values exactly.
 CENTRES = torch.tensor([[0.25, 0.25], [0.75, 0.25], [0.25, 0.75],

@@ -249,3 +249,93 @@ def test_full_size_parameter_count():
     assert count(head) + lang_mapper == pytest.approx(54.62, abs=0.01)
     assert head.similarity.class_embed.shape == (256, 4096)
     assert head.num_queries == 300 and head.decoder.num_layers == 9
+
+
+def test_head_runs_fp32_under_bf16_autocast():
+    head = build_head()
+    prompts, inputs, samples = make_batch(SPECS)
+    torch.manual_seed(1)
+    ref = head.loss(prompts, inputs, samples)
+    torch.manual_seed(1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = head.loss(prompts.bfloat16(), inputs, samples)
+        preds = head.eval().predict(prompts.bfloat16(), inputs, samples)
+        mask_features, levels = head.extract_feat(inputs['pixels'])
+    # autocast would give bf16 convs / linears; the head opts out
+    assert mask_features.dtype == torch.float32
+    assert all(level.dtype == torch.float32 for level in levels)
+    for key in ref:
+        assert got[key].dtype == torch.float32
+    # the only difference is the bf16 rounding of the prompts
+    assert got['loss_bbox'].item() == pytest.approx(ref['loss_bbox'].item(),
+                                                    rel=0.05)
+    assert preds[0].bboxes.dtype == torch.float32
+
+
+@pytest.mark.parametrize('rule', ['top1', 'softmax'])
+def test_predict_sample_without_tokens_gives_no_instances(rule):
+    head = build_head(predict_rule=rule).eval()
+    prompts, inputs, samples = make_batch(SPECS + [((50, 70), [], [])])
+    results = head.predict(prompts, inputs, samples)
+    assert tuple(results[2].masks.shape) == (0, 50, 70)
+    assert results[2].bboxes.shape == (0, 4)
+    assert len(results[2].scores) == len(results[2].labels) == 0
+    if rule == 'top1':
+        assert len(results[0]) == 3 and len(results[1]) == 1
+
+
+def test_optional_prompt_norm():
+    # BN1d over the real tokens: trains, and at eval (running statistics)
+    # batched == unbatched still holds; padded columns stay excluded.
+    head = build_head(prompt_norm=dict(type='BN1d'))
+    prompts, inputs, samples = make_batch(SPECS)
+    losses = head.loss(prompts * 50., inputs, samples)
+    sum(losses.values()).backward()
+    assert head.prompt_norm.weight.grad is not None
+    head.eval()
+    batched = head.predict(prompts * 50., inputs, samples)
+    single = head.predict(
+        prompts[1:, :1] * 50.,
+        dict(pixels=inputs['pixels'][1:], sizes=inputs['sizes'][1:],
+             prompt_mask=inputs['prompt_mask'][1:, :1]), samples[1:])[0]
+    _assert_same(batched[1], single)
+    # scaling the states does not change normalised logits much with LN
+    ln = build_head(prompt_norm=dict(type='LN')).eval()
+    a = ln.predict(prompts, inputs, samples)[0].scores
+    b = ln.predict(prompts * 50., inputs, samples)[0].scores
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    plain = build_head().eval()
+    c = plain.predict(prompts * 50., inputs, samples)[0].scores
+    assert not torch.allclose(a, c, atol=1e-3)
+
+
+def test_selected_queries_and_references_are_detached():
+    # Only the encoder-proposal set may reach memory_trans_fc: the decoder
+    # starts from DETACHED content and boxes of the selected proposals.
+    head = build_head()
+    prompts, inputs, _ = make_batch(SPECS)
+    feats = head.extract_feat(inputs['pixels'])
+    out = head.forward_queries(feats, prompts, inputs['prompt_mask'])
+    sets = dict(out['sets'])
+    later = sum(sets[k]['logits'].sum() + sets[k]['boxes'].sum() +
+                sets[k]['masks'].sum() for k in ('', 'd0.', 'd1.'))
+    later.backward(retain_graph=True)
+    assert head.memory_trans_fc.weight.grad is None
+    assert head.pixel_decoder.mask_feature.weight.grad is not None
+    enc = sets['enc_']
+    (enc['logits'].sum() + enc['boxes'].sum()).backward()
+    assert head.memory_trans_fc.weight.grad.abs().sum() > 0
+    # the initial prediction's boxes are the detached references
+    assert not sets['d0.']['boxes'].requires_grad
+
+
+def test_padded_columns_never_influence_selection_or_outputs():
+    head = build_head().eval()
+    prompts, inputs, samples = make_batch(SPECS)
+    ref = head.predict(prompts, inputs, samples)
+    noisy = prompts.clone()
+    noisy[1, 1:] = torch.randn(2, PROMPT_DIM) * 100  # padding of sample 1
+    got = head.predict(noisy, inputs, samples)
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(a.bboxes, b.bboxes)
+        assert torch.equal(a.masks, b.masks)

@@ -11,6 +11,16 @@ from mmgrounding.models.layers import (OpenSeeDPixelDecoder,
                                        openseed_encoder_cfg)
 from mmgrounding.registry import MODELS
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread (two oversubscribe the shared 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 D = 32
 
 

@@ -11,6 +11,15 @@ from mmgrounding.models.grounding_heads.openseed_criterion import \
 from mmgrounding.registry import TASK_UTILS
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread (two oversubscribe the shared 2-core box)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def focal_pos_minus_neg(x, alpha=0.25, gamma=2.0, eps=1e-6):
     """Official matcher's per-column class cost, written out by hand."""
     p = 1.0 / (1.0 + math.exp(-x))

@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mmdet.models.backbones  # noqa: F401 (registers SwinTransformer)
 import torch
+from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import MultiScaleDeformableAttention
 from mmdet.models.detectors import DeformableDETR
 from mmdet.models.layers.transformer import MLP, inverse_sigmoid
@@ -171,6 +172,14 @@ class OpenSeeDGroundingHead(BaseModule):
             zero box and an empty mask).
         softmax_threshold: 0.2 (``LLaVA_G_Eval.py``).
         mask_threshold: logit threshold of the masks (0).
+        prompt_norm: NOT official, off by default. A norm config
+            (``dict(type='LN')`` or ``dict(type='BN1d')``, mmcv
+            ``build_norm_layer``) applied to the real ``<seg>`` states before
+            the similarity. The official logits are e * |h| * cos, so raw
+            states of a small random LLM saturate the sigmoids; BN1d
+            (statistics over the batch's real tokens; running statistics
+            at eval, so batched == unbatched there) is the remedy measured
+            for the tiny GLaMM (``reference/tiny_models.md``).
     """
 
     target_kind: str = 'instances'
@@ -186,6 +195,7 @@ class OpenSeeDGroundingHead(BaseModule):
                  predict_rule: str = 'top1',
                  softmax_threshold: float = 0.2,
                  mask_threshold: float = 0.0,
+                 prompt_norm: Optional[dict] = None,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if predict_rule not in ('top1', 'softmax'):
@@ -197,6 +207,9 @@ class OpenSeeDGroundingHead(BaseModule):
         self.predict_rule = predict_rule
         self.softmax_threshold = softmax_threshold
         self.mask_threshold = mask_threshold
+        self.prompt_norm = None
+        if prompt_norm is not None:
+            _, self.prompt_norm = build_norm_layer(prompt_norm, prompt_dim)
         self.backbone = MODELS.build(backbone)
         pixel_decoder = dict(pixel_decoder)
         pixel_decoder.setdefault('type', 'OpenSeeDPixelDecoder')
@@ -385,6 +398,14 @@ class OpenSeeDGroundingHead(BaseModule):
                              f'{tuple(prompt_embeds.shape[:2])}')
         return prompt_mask
 
+    def _norm_prompts(self, prompts: Tensor, prompt_mask: Tensor) -> Tensor:
+        """Optional (non-official) norm of the real tokens; padding stays 0."""
+        if self.prompt_norm is None or not bool(prompt_mask.any()):
+            return prompts
+        out = torch.zeros_like(prompts)
+        out[prompt_mask] = self.prompt_norm(prompts[prompt_mask])
+        return out
+
     def _feats(self, grounding_inputs: dict) -> Tuple[Tensor, List[Tensor]]:
         feats = grounding_inputs.get('feats')
         if feats is None:
@@ -457,7 +478,8 @@ class OpenSeeDGroundingHead(BaseModule):
                                   mode='bilinear', align_corners=False)
             masks = F.pad((masks[:, 0] >= 0.5).float(),
                           (0, canvas - w, 0, canvas - h))
-            boxes = torch.as_tensor(objects.bboxes, dtype=torch.float32,
+            boxes = getattr(objects.bboxes, 'tensor', objects.bboxes)
+            boxes = torch.as_tensor(boxes, dtype=torch.float32,
                                     device=device)[used]
             scale = boxes.new_tensor([w / ori_w, h / ori_h] * 2)
             boxes = bbox_xyxy_to_cxcywh(boxes * scale / canvas)
@@ -495,7 +517,7 @@ class OpenSeeDGroundingHead(BaseModule):
         pixels = grounding_inputs['pixels']
         with torch.autocast(device_type=pixels.device.type, enabled=False):
             feats = self._feats(grounding_inputs)
-            prompts = prompt_embeds.float()
+            prompts = self._norm_prompts(prompt_embeds.float(), prompt_mask)
             out = self.forward_queries(feats, prompts, prompt_mask)
             targets = self._targets(data_samples, prompt_mask,
                                     grounding_inputs['sizes'],
@@ -526,7 +548,8 @@ class OpenSeeDGroundingHead(BaseModule):
         sizes = grounding_inputs['sizes']
         with torch.autocast(device_type=pixels.device.type, enabled=False):
             feats = self._feats(grounding_inputs)
-            out = self.forward_queries(feats, prompt_embeds.float(),
+            prompts = self._norm_prompts(prompt_embeds.float(), prompt_mask)
+            out = self.forward_queries(feats, prompts,
                                        prompt_mask, all_sets=False)
             final = out['sets'][0][1]
             results = []

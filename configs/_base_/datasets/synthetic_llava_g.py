@@ -55,14 +55,6 @@ refcoco_rec_val = dict(
     data_prefix=_img_prefix,
     test_mode=True,
     pipeline=test_pipeline_llava_g)
-gvc_val = dict(
-    type='GVCDataset',
-    data_root=data_root,
-    ann_file='annotations/llava_g/grounded_visual_chat_data_val.json',
-    instances_file='annotations/instances.json',
-    data_prefix=_img_prefix,
-    test_mode=True,
-    pipeline=test_pipeline_llava_g)
 
 val_dataloader = dict(
     batch_size=16,

@@ -110,7 +110,12 @@ model = dict(
             inverse_sigmoid_eps=1e-5),
         embed_dims=head_dims,
         num_queries=20,
-        criterion=dict(num_points=256, match_num_points=256)),
+        criterion=dict(num_points=256, match_num_points=256),
+        # NOT official: the raw states of a random tiny LM share one
+        # direction, which saturates the e * |h| * cos logits; BN1d over the
+        # batch's real <seg> states keeps them apart (as GLaMM's tiny
+        # recipe does before its [SEG] projection)
+        prompt_norm=dict(type='BN1d')),
     train_seg_hidden_source='self',  # official training: the state AT <seg>
     test_seg_hidden_source='self',  # consistent with training (official:
     # 'preceding', the state that predicts <seg>)

@@ -19,8 +19,10 @@ $(STAMP): setup.py tools/install.sh $(wildcard requirements/*.txt)
 data: install
 	$(PY) tools/dataset_converters/make_synthetic.py --out data/synthetic --seed 0 --preview 4
 
+# MODEL=all (default) | glamm | llava_g
+MODEL ?= all
 demo: install
-	bash tools/demo.sh
+	MODEL=$(MODEL) bash tools/demo.sh
 
 # Web demo on http://localhost:$(WEB_PORT) with the checkpoint `make demo`
 # wrote (work_dirs/glamm_tiny_demo/last_checkpoint); WEB_ARGS adds options,

@@ -1,0 +1,9 @@
+"""Prompt encoders: visual prompts (clicks, boxes, scribbles) -> LLM embeds."""
+from .semantic_sam_prompt_encoder import (PROMPT_TYPE_IDS, SCRIBBLE_MODES,
+                                          SemanticSAMPromptEncoder,
+                                          tiny_semantic_sam_prompt_encoder_cfg)
+
+__all__ = [
+    'SemanticSAMPromptEncoder', 'tiny_semantic_sam_prompt_encoder_cfg',
+    'PROMPT_TYPE_IDS', 'SCRIBBLE_MODES'
+]

@@ -516,8 +516,9 @@ class SemanticSAMPromptEncoder(BaseModule):
             ref[b, :len(bx)] = bx
             typ[b, :len(bx)] = ty
         # [B, U, t, d] content, [B, U*t, 4] references
-        content = (self.label_enc.weight[0] + self.pb_embedding(typ)[:, :, None]
-                   + self.mask_tokens.weight[None, None])
+        content = (self.label_enc.weight[0] +
+                   self.pb_embedding(typ)[:, :, None] +
+                   self.mask_tokens.weight[None, None])
         query = content.reshape(batch, units * t, self.embed_dims)
         reference = ref.repeat_interleave(t, 1)
         # decoder memory: low resolution first (as the grounding model)

@@ -388,6 +388,22 @@ def test_tiny_encoder_overfits_a_batch():
     assert last < first / 2, (first, last)
 
 
+def test_runs_fp32_under_bf16_autocast():
+    enc = build().train()
+    sample = make_sample((G, G), [(10, 10, 50, 60)], img_id=0)
+    prompts = [[click(30, 30, 0)]]
+    torch.manual_seed(1)
+    ref_embeds, ref = enc.loss_and_embed(view(), prompts, [sample])
+    torch.manual_seed(1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        embeds, got = enc.loss_and_embed(view(), prompts, [sample])
+    assert embeds[0].dtype == torch.float32
+    assert torch.allclose(embeds[0], ref_embeds[0], atol=1e-5)
+    for key, value in ref.items():
+        assert got[key].dtype == torch.float32
+        assert got[key].item() == pytest.approx(value.item(), rel=1e-4)
+
+
 def test_frozen_encoder():
     enc = build(trainable=False)
     assert not any(p.requires_grad for p in enc.parameters())

@@ -356,7 +356,8 @@ class SemanticSAMPromptEncoder(BaseModule):
                         'the Semantic-SAM prompt encoder (the official '
                         'model reads marks painted on the image through '
                         'the LLM); paint it into the image instead, or '
-                        "sample click/box/scribble prompts")
+                        'sample click/box/scribble prompts (the PaintMarks '
+                    'transform paints marks and cites them in the text)')
                 if kind not in ENCODED_TYPES:
                     raise self._bad(
                         i, data_samples, f'{field}.type',
@@ -602,7 +603,8 @@ class SemanticSAMPromptEncoder(BaseModule):
             data_samples: optional, only to name samples in errors.
         """
         out, units = self._run(view, prompts, data_samples)
-        return self._embed(out, units, prompts)
+        with torch.autocast(device_type=view.device.type, enabled=False):
+            return self._embed(out, units, prompts)
 
     @torch.no_grad()
     def predict(self, view: Tensor, prompts: Sequence[Sequence[dict]],
@@ -646,10 +648,11 @@ class SemanticSAMPromptEncoder(BaseModule):
             raise ValueError(f'{type(self).__name__}.loss needs one data '
                              'sample per image (the targets)')
         out, units = self._run(view, prompts, data_samples)
-        embeds = self._embed(out, units, prompts)
-        targets = self.targets(prompts, units, data_samples,
-                               tuple(view.shape[-2:]))
-        losses = self.loss_by_feat(out, targets)
+        with torch.autocast(device_type=view.device.type, enabled=False):
+            embeds = self._embed(out, units, prompts)
+            targets = self.targets(prompts, units, data_samples,
+                                   tuple(view.shape[-2:]))
+            losses = self.loss_by_feat(out, targets)
         return embeds, losses
 
     # ------------------------------------------------------------------

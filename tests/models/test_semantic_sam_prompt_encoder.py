@@ -355,6 +355,32 @@ def test_loss_keys_and_gradients_reach_every_part():
         assert grad is not None and grad.abs().sum() > 0, name
 
 
+def test_scribble_points_mode_supervises_every_point():
+    enc = build(scribble_mode='points').train()
+    sample = make_sample((G, G), [(10, 10, 50, 60), (70, 70, 120, 110)],
+                         img_id=0)
+    stroke = dict(type='scribble', instance_id=1,
+                  points=torch.tensor([[80., 80.], [90., 95.], [110., 100.]]))
+    prompts = [[click(20, 20, 0), stroke]]
+    units = enc.prompt_boxes(prompts, (G, G), 'cpu')
+    assert units[0][2].tolist() == [0, 1, 1, 1]
+    targets = enc.targets(prompts, units, [sample], (G, G))
+    # every point of the stroke is supervised by the stroke's object
+    assert torch.allclose(targets['boxes'][1:],
+                          torch.tensor([[95., 90., 50., 40.]]) / G)
+    embeds, losses = enc.loss_and_embed(view(), prompts, [sample])
+    assert embeds[0].shape == (2, LM_DIM)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_predict_gives_final_layer_outputs_per_prompt():
+    enc = build().eval()
+    res = enc.predict(view(), [[click(30, 40), box(10, 10, 60, 90)]])
+    assert res[0]['masks'].shape == (2, G // 4, G // 4)
+    assert res[0]['ious'].shape == (2, ) and res[0]['boxes'].shape == (2, 4)
+    assert res[0]['owner'].tolist() == [0, 1]
+
+
 def test_empty_batch_gives_connected_zero_losses():
     enc = build().train()
     sample = make_sample((G, G), [(0, 0, 10, 10)], img_id=0)

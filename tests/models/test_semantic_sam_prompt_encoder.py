@@ -401,9 +401,9 @@ def test_tiny_encoder_overfits_a_batch():
     prompts = [[click(30, 35, 0), box(70, 70, 120, 110, 1)],
                [box(20, 8, 100, 40, 0)]]
     img = view(2, seed=3)
-    optim = torch.optim.AdamW(enc.parameters(), lr=1e-3)
+    optim = torch.optim.AdamW(enc.parameters(), lr=2e-3)
     totals = []
-    for _ in range(40):
+    for _ in range(25):  # measured: 3.8 -> 1.3
         losses = enc.loss(img, prompts, samples)
         total = sum(losses.values())
         optim.zero_grad()

@@ -14,13 +14,15 @@ from collections import OrderedDict
 import pytest
 import torch
 
+from mmgrounding.models.grounding_heads import tiny_openseed_head_cfg
 from mmgrounding.models.prompt_encoders import (
     INTERACTIVE_PREFIX, SemanticSAMPromptEncoder,
     convert_semantic_sam_prompt_encoder, tiny_semantic_sam_prompt_encoder_cfg)
 from mmgrounding.registry import MODELS
 from mmgrounding.testing import load_script
-from test_openseed_conversion import (
-    fake_release, msdeform, official_layout, swin_relative_position_index)
+from test_openseed_conversion import (msdeform, official_layout,
+                                      swin_relative_position_index,
+                                      tiny_release)
 
 P = INTERACTIVE_PREFIX
 PR = 'sem_seg_head.predictor.'
@@ -219,24 +221,43 @@ def test_unknown_keys_and_differing_duplicates_raise():
 
 
 def test_converter_script_writes_both_models(tmp_path):
+    # tiny releases and --no-check (the full-size key equality is tested
+    # above; the check itself is tested below on the tiny encoder)
     tool = load_script('tools/model_converters/llava_g_to_mmgrounding.py')
-    release = fake_release(official_layout(), 7, random=False)
-    release.update(fake_interactive(interactive_layout(), 7, random=False))
+    release = tiny_release()
+    release.update(fake_interactive(interactive_layout(**TINY),
+                                    TINY['window']))
     src = tmp_path / 'release.bin'
     torch.save(release, src)
     dst = tmp_path / 'out.pth'
     assert tool.main([
         str(src), str(dst), '--prefix', 'grounding_head.',
-        '--prompt-encoder-prefix', 'prompt_encoder.'
+        '--prompt-encoder-prefix', 'prompt_encoder.', '--no-check'
     ]) == 0
     ckpt = torch.load(dst, weights_only=False)
-    keys = list(ckpt['state_dict'])
-    enc_keys = [k for k in keys if k.startswith('prompt_encoder.')]
-    assert len(keys) - len(enc_keys) == 532
-    assert len(enc_keys) == len(SemanticSAMPromptEncoder(
-        lm_dim=4096).state_dict())
+    state = ckpt['state_dict']
+    enc_state = {k[len('prompt_encoder.'):]: v for k, v in state.items()
+                 if k.startswith('prompt_encoder.')}
+    head_state = {k[len('grounding_head.'):]: v for k, v in state.items()
+                  if k.startswith('grounding_head.')}
+    assert len(head_state) + len(enc_state) == len(state)
+    head = MODELS.build(tiny_openseed_head_cfg(24))
+    head.load_state_dict(head_state, strict=True)
+    enc = MODELS.build(tiny_semantic_sam_prompt_encoder_cfg(TINY['lm_dim']))
+    enc.load_state_dict(enc_state, strict=True)
+    assert torch.equal(enc.obj_projector.weight,
+                       release[P + 'obj_projector.weight'])
     assert sorted(k for k in ckpt['meta']['dropped']
                   if k.startswith(P)) == [P + k for k in DROPPED]
+    assert ckpt['meta']['prompt_encoder_prefix'] == 'prompt_encoder.'
+    # the tool's key check against an encoder
+    assert tool.check_against_head(
+        {'prompt_encoder.' + k: v for k, v in enc_state.items()},
+        'prompt_encoder.', TINY['lm_dim'], module=enc) == []
+    del enc_state['mask_tokens.weight']
+    problems = tool.check_against_head(
+        {'p.' + k: v for k, v in enc_state.items()}, 'p.', 0, module=enc)
+    assert problems == ['missing: p.mask_tokens.weight']
     # the same prefix for both would collide: refused, nothing written
     dst2 = tmp_path / 'bad.pth'
     assert tool.main([str(src), str(dst2), '--no-check',

@@ -1,8 +1,9 @@
-"""Convert the grounding model of the official LLaVA-Grounding release.
+"""Convert the grounding model (and prompt encoder) of the LLaVA-G release.
 
     python tools/model_converters/llava_g_to_mmgrounding.py \\
         checkpoints/llava_grounding_gd_vp work_dirs/llava_g_seg_model.pth \\
-        [--prefix grounding_head.] [--prompt-dim 4096] [--no-check]
+        [--prefix grounding_head.] [--prompt-dim 4096] [--no-check] \\
+        [--prompt-encoder-prefix prompt_encoder.]
 
 SRC: the HF directory (``pytorch_model-*.bin`` shards + index, or
 safetensors, or one weight file), read with ``torch.load(weights_only=True)``
@@ -13,9 +14,17 @@ DST: an mmengine checkpoint ``{'state_dict', 'meta'}`` with our
 ``OpenSeeDGroundingHead`` keys, prefixed by ``--prefix`` (the attribute
 name of the head in the LMM).
 
-By default the full-size head (Swin-T, ``--prompt-dim``) is built and the
-converted keys and shapes must equal its ``state_dict`` exactly (zero
-missing, zero unexpected), else nothing is written.
+With ``--prompt-encoder-prefix``, ``interactive_model.model.*`` (the
+Semantic-SAM visual-prompt encoder) is converted too, by
+:func:`mmgrounding.models.prompt_encoders.semantic_sam_checkpoint.
+convert_semantic_sam_prompt_encoder`, into our
+``SemanticSAMPromptEncoder`` keys under that prefix (its report names are
+shown with the ``interactive_model.model.`` prefix).
+
+By default the full-size head (Swin-T, ``--prompt-dim``) and prompt encoder
+(``lm_dim = --prompt-dim``) are built and the converted keys and shapes must
+equal their ``state_dict`` exactly (zero missing, zero unexpected), else
+nothing is written.
 """
 import argparse
 import os
@@ -37,14 +46,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='LLM hidden size (class_embed width)')
     parser.add_argument('--no-check', action='store_true',
                         help='do not build the head to compare keys')
+    parser.add_argument('--prompt-encoder-prefix', default=None,
+                        help='also convert interactive_model.model.* '
+                        'under this prefix, e.g. prompt_encoder.')
     return parser.parse_args(argv)
 
 
-def check_against_head(state_dict, prefix: str, prompt_dim: int) -> List[str]:
-    """Differences between the converted keys/shapes and a built head."""
-    from mmgrounding.models.grounding_heads import OpenSeeDGroundingHead
-    head = OpenSeeDGroundingHead(prompt_dim=prompt_dim)
-    want = {prefix + k: tuple(v.shape) for k, v in head.state_dict().items()}
+def check_against_head(state_dict, prefix: str, prompt_dim: int,
+                       module=None) -> List[str]:
+    """Differences between the converted keys/shapes and a built head (or
+    the given module)."""
+    if module is None:
+        from mmgrounding.models.grounding_heads import OpenSeeDGroundingHead
+        module = OpenSeeDGroundingHead(prompt_dim=prompt_dim)
+    want = {
+        prefix + k: tuple(v.shape)
+        for k, v in module.state_dict().items()
+    }
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
     problems = [f'missing: {k}' for k in sorted(set(want) - set(got))]
     problems += [f'unexpected: {k}' for k in sorted(set(got) - set(want))]
@@ -58,7 +76,7 @@ def check_against_head(state_dict, prefix: str, prompt_dim: int) -> List[str]:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; returns the exit status."""
     args = parse_args(argv)
-    from mmgrounding.models.utils.checkpoint_mapping import \
+    from mmgrounding.models.lmms.glamm_checkpoint_mapping import \
         load_hf_state_dict
     from mmgrounding.models.utils.openseed_checkpoint import \
         convert_openseed_grounding
@@ -68,21 +86,53 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'{len(report.mapped)} mapped, {len(report.duplicates)} verified '
           f'duplicates, {len(report.dropped)} dropped '
           f'({", ".join(report.dropped)})')
+    dropped = list(report.dropped)
+    duplicates = dict(report.duplicates)
+    encoder_state = None
+    if args.prompt_encoder_prefix is not None:
+        from mmgrounding.models.prompt_encoders.semantic_sam_checkpoint \
+            import INTERACTIVE_PREFIX, convert_semantic_sam_prompt_encoder
+        encoder_state, enc_report = convert_semantic_sam_prompt_encoder(
+            official, dst_prefix=args.prompt_encoder_prefix)
+        print(f'interactive model: {len(enc_report.mapped)} mapped, '
+              f'{len(enc_report.duplicates)} verified duplicates, '
+              f'{len(enc_report.dropped)} dropped '
+              f'({", ".join(enc_report.dropped)})')
+        dropped += [INTERACTIVE_PREFIX + k for k in enc_report.dropped]
+        duplicates.update({
+            INTERACTIVE_PREFIX + k: INTERACTIVE_PREFIX + v
+            for k, v in enc_report.duplicates.items()
+        })
     if not args.no_check:
         problems = check_against_head(state_dict, args.prefix,
                                       args.prompt_dim)
+        if encoder_state is not None:
+            from mmgrounding.models.prompt_encoders import \
+                SemanticSAMPromptEncoder
+            problems += check_against_head(
+                encoder_state, args.prompt_encoder_prefix, args.prompt_dim,
+                SemanticSAMPromptEncoder(lm_dim=args.prompt_dim))
         if problems:
             print('\n'.join(problems[:50]))
             print(f'{len(problems)} key problems, nothing written')
             return 1
         print('keys and shapes equal the head state_dict (0 missing, '
               '0 unexpected)')
+    if encoder_state is not None:
+        overlap = set(state_dict) & set(encoder_state)
+        if overlap:
+            print(f'{len(overlap)} keys of the head and the prompt encoder '
+                  f'collide (e.g. {sorted(overlap)[0]}): use distinct '
+                  'prefixes; nothing written')
+            return 1
+        state_dict.update(encoder_state)
     meta = dict(
         converter='tools/model_converters/llava_g_to_mmgrounding.py',
         source=osp.abspath(args.src),
         prefix=args.prefix,
-        duplicates=report.duplicates,
-        dropped=report.dropped)
+        prompt_encoder_prefix=args.prompt_encoder_prefix,
+        duplicates=duplicates,
+        dropped=dropped)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save(dict(state_dict=state_dict, meta=meta), args.dst)
     print(f'Wrote {len(state_dict)} tensors to {args.dst}')

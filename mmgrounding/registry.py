@@ -66,7 +66,7 @@ WEIGHT_INITIALIZERS = Registry(
 TASK_UTILS = Registry(
     'task util',
     parent=MMDET_TASK_UTILS,
-    locations=['mmgrounding.evaluation'])
+    locations=['mmgrounding.evaluation', 'mmgrounding.models.task_modules'])
 
 OPTIMIZERS = Registry(
     'optimizer', parent=MMDET_OPTIMIZERS, locations=['mmgrounding.engine'])

@@ -192,3 +192,58 @@ def test_7b_graph_has_the_paper_sizes(tmp_path):
     # tables of Swin-T add 169 * (2*3 + 2*6 + 6*12 + 2*24) = 23,322
     head = count(model.grounding_head)
     assert 53_540_000 + 23_322 <= head < 53_540_000 + 23_322 + 10_000, head
+
+
+def _with_prompt_encoder(tok_dir, **kwargs):
+    from mmgrounding.models.prompt_encoders.semantic_sam_prompt_encoder \
+        import tiny_semantic_sam_prompt_encoder_cfg
+    torch.manual_seed(0)
+    return MODELS.build(
+        tiny_llava_g_cfg(
+            tok_dir,
+            prompt_encoder=tiny_semantic_sam_prompt_encoder_cfg(lm_dim=128),
+            **kwargs))
+
+
+def _obj_batch(model):
+    inputs, samples = make_llava_g_batch(
+        model, ['what is <obj> ? (with grounding)'],
+        answers=['<g_s> a cat <g_e> <seg>'], ori_sizes=[(64, 64)])
+    # one box prompt on the object of the <seg> (grounding view = 2x)
+    box = samples[0].gt_objects.bboxes[0] * 2
+    samples[0].visual_prompts_grounding = [
+        dict(type='box', box=box, instance_id=0)
+    ]
+    return inputs, samples
+
+
+def test_obj_prompt_fills_its_placeholder_and_adds_its_losses(tok_dir):
+    model = _with_prompt_encoder(tok_dir)
+    inputs, samples = _obj_batch(model)
+    ids = inputs['input_ids']
+    obj_id = model.tokenizer.convert_tokens_to_ids('<obj>')
+    pos = (ids[0] == obj_id).nonzero()[0, 0]
+    embeds = model.embed_inputs(ids, inputs, samples)
+    model.eval()
+    with torch.no_grad():
+        expected = model.prompt_encoder(
+            inputs['grounding_pixels'],
+            [samples[0].visual_prompts_grounding])[0]
+        embeds = model.embed_inputs(ids, inputs, samples)
+    torch.testing.assert_close(embeds[0, pos], expected[0])
+    model.train()
+    losses = model.loss(inputs, samples)
+    assert any(k.startswith('vp.') for k in losses), sorted(losses)
+    assert 'loss_cls' in losses
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.prompt_encoder.obj_projector.parameters()]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_stage3_skips_the_grounding_losses(tok_dir):
+    model = _with_prompt_encoder(tok_dir, grounding_loss=False)
+    inputs, samples = _obj_batch(model)
+    losses = model.loss(inputs, samples)
+    assert 'loss_lm' in losses and any(k.startswith('vp.') for k in losses)
+    assert not any('loss_cls' in k or k.endswith('loss_bbox')
+                   and not k.startswith('vp.') for k in losses), sorted(losses)

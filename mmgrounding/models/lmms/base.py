@@ -168,6 +168,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
         self.grounding_head = MODELS.build(grounding_head)
 
         self.loss_lm_weight = loss_lm_weight
+        #: False skips the grounding head's losses (LLaVA-G stage 3 trains
+        #: only the visual-prompt encoder)
+        self.grounding_loss = True
         self.image_feature_level = image_feature_level
         self.train_seg_hidden_source = train_seg_hidden_source
         self.test_seg_hidden_source = test_seg_hidden_source
@@ -253,7 +256,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             input_ids: torch.Tensor,
             inputs: Dict[str, Any],
             data_samples: Optional[Sequence[DetDataSample]] = None,
-            feats: Optional[Tuple[torch.Tensor, ...]] = None) -> torch.Tensor:
+            feats: Optional[Tuple[torch.Tensor, ...]] = None,
+            prompt_losses: Optional[Dict[str, torch.Tensor]] = None
+    ) -> torch.Tensor:
         """Token embeddings with image and prompt embeddings filled in.
 
         Args:
@@ -263,6 +268,10 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                 ``grounding_pixels``, ...), rows matching ``input_ids``.
             data_samples: carry the prompts named by ``prompt_slots``.
             feats: precomputed vision features (skips the vision encoder).
+            prompt_losses: when given (training), a prompt encoder with a
+                ``loss_and_embed`` method (e.g. the Semantic-SAM encoder of
+                LLaVA-G) makes its embeddings and its own losses in ONE pass;
+                the losses are added to this dict.
 
         Returns:
             Tensor[B, L, C_lm].
@@ -297,7 +306,13 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                                  f'{slot.encoder}')
             if views is None:
                 views = self.image_views(inputs, feats)
-            values = encoder(views[slot.view], prompts)
+            if prompt_losses is not None and hasattr(encoder,
+                                                     'loss_and_embed'):
+                values, extra = encoder.loss_and_embed(
+                    views[slot.view], prompts, data_samples)
+                prompt_losses.update(extra)
+            else:
+                values = encoder(views[slot.view], prompts)
             if not isinstance(values, torch.Tensor):
                 values = torch.cat(list(values), dim=0)
             embeds = self._scatter(embeds, mask, values)
@@ -399,20 +414,23 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                              'data samples carry none: were they tokenized '
                              'for predict?)')
         feats = self.extract_visual_features(inputs['clip_pixels'])
-        embeds = self.embed_inputs(input_ids, inputs, data_samples, feats)
+        prompt_losses: Dict[str, torch.Tensor] = {}
+        embeds = self.embed_inputs(input_ids, inputs, data_samples, feats,
+                                   prompt_losses)
         out = self.language_model(
             inputs_embeds=embeds,
             attention_mask=inputs.get('attention_mask'),
             labels=inputs['labels'],
             output_hidden_states=True)
-        losses = dict(loss_lm=out.loss * self.loss_lm_weight)
+        losses = dict(loss_lm=out.loss * self.loss_lm_weight, **prompt_losses)
         states = self.grounding_states(out.hidden_states[-1], input_ids,
                                        self.train_seg_hidden_source)
         prompt_embeds, prompt_mask = self.project_prompts(states)
-        losses.update(
-            self.grounding_head.loss(
-                prompt_embeds, self.grounding_inputs(inputs, prompt_mask),
-                data_samples))
+        if self.grounding_loss:
+            losses.update(
+                self.grounding_head.loss(
+                    prompt_embeds, self.grounding_inputs(inputs, prompt_mask),
+                    data_samples))
         return self._touch_unused(losses, input_ids, prompt_mask)
 
     def _touch_unused(self, losses: Dict[str, torch.Tensor],

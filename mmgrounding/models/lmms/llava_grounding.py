@@ -48,6 +48,9 @@ class LLaVAGrounding(BaseGroundedLMM):
         generation_cfg, image_token, init_cfg: see
             :class:`BaseGroundedLMM`.
         seg_token, obj_token: token names (ids are looked up).
+        grounding_loss: False skips the grounding head's losses (official
+            stage 3: only the prompt encoder and ``<obj>`` answers train; its
+            own losses come from ``prompt_encoder.loss_and_embed``).
     """
     answer_style = 'llava_g'
 
@@ -69,6 +72,7 @@ class LLaVAGrounding(BaseGroundedLMM):
                  image_token: str = '<image>',
                  seg_token: str = '<seg>',
                  obj_token: str = '<obj>',
+                 grounding_loss: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             vision_encoder=vision_encoder,
@@ -93,6 +97,7 @@ class LLaVAGrounding(BaseGroundedLMM):
             image_token=image_token,
             seg_token=seg_token,
             init_cfg=init_cfg)
+        self.grounding_loss = grounding_loss
         head_dim = getattr(self.grounding_head, 'prompt_dim', None)
         lm_dim = self.language_model.hidden_size
         if seg_projector is None and head_dim not in (None, lm_dim):

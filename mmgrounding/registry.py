@@ -62,8 +62,11 @@ WEIGHT_INITIALIZERS = Registry(
     'weight initializer',
     parent=MMDET_WEIGHT_INITIALIZERS,
     locations=['mmgrounding.models'])
+# our task utils are evaluation helpers (text encoders, answer judges)
 TASK_UTILS = Registry(
-    'task util', parent=MMDET_TASK_UTILS, locations=['mmgrounding.models'])
+    'task util',
+    parent=MMDET_TASK_UTILS,
+    locations=['mmgrounding.evaluation'])
 
 OPTIMIZERS = Registry(
     'optimizer', parent=MMDET_OPTIMIZERS, locations=['mmgrounding.engine'])

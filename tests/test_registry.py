@@ -88,3 +88,19 @@ def test_unknown_type_in_our_scope_raises():
     with DefaultScope.overwrite_default_scope('mmgrounding'):
         with pytest.raises(KeyError):
             R.MODELS.build(dict(type='NoSuchModelAnywhere'))
+
+
+@pytest.mark.parametrize('registry_name', sorted(EXPECTED))
+def test_locations_point_where_the_members_live(registry_name):
+    """A build in scope imports ``locations`` lazily: every member we
+    register must live under one of them (TASK_UTILS used to name
+    mmgrounding.models while its members are evaluation helpers)."""
+    registry = getattr(R, registry_name)
+    registry.import_from_location()
+    for name, obj in registry.module_dict.items():
+        module = getattr(obj, '__module__', '')
+        if not module.startswith('mmgrounding.'):
+            continue  # registered by a test
+        assert any(module == loc or module.startswith(loc + '.')
+                   for loc in registry._locations), (registry_name, name,
+                                                     module)

@@ -8,12 +8,18 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, ConfigDict, DictAction
-from mmengine.evaluator import DumpResults
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+# No hub access, ever: huggingface_hub and transformers read these once, at
+# import time, so they are set before anything imports them (the same
+# variables as mmgrounding.utils.hf_loading.OFFLINE_ENV).
+os.environ['HF_HUB_OFFLINE'] = '1'
+os.environ['TRANSFORMERS_OFFLINE'] = '1'
 
-import mmgrounding  # noqa: F401  (registers modules, checkpoint globals)
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.evaluator import DumpResults  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mmgrounding  # noqa: E402,F401  (registers modules, checkpoint globals)
 
 
 def parse_args() -> argparse.Namespace:

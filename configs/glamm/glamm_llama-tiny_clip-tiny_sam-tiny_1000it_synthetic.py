@@ -7,6 +7,11 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
+# CLIP trains here and select_layers (-3, -2) never read its last layer:
+# drop it (and the pooling norm) so that every parameter gets a gradient and
+# DDP needs no find_unused_parameters; the computed features do not change.
+model = dict(vision_encoder=dict(drop_unused_layers=True))
+
 max_iters = 1000
 # no validation while training: tools/test.py scores the final checkpoint
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
@@ -14,8 +19,9 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-# GLaMM: AdamW 3e-4, betas (0.9, 0.95), no weight decay, clip 1.0,
-# linear warm-up then linear decay to 0 (official WarmupDecayLR).
+# GLaMM's optimiser (AdamW, betas (0.9, 0.95), no weight decay, clip 1.0,
+# linear warm-up then linear decay to 0 = official WarmupDecayLR) with a
+# higher lr (1e-3; official 3e-4) for a random tiny model and 1000 steps.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95), weight_decay=0.),

@@ -6,10 +6,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import mmengine
 
 from mmgrounding.registry import DATASETS
+from mmgrounding.structures.markup import MarkupError, parse_markup
 from .base_grounding import BaseGroundingDataset, RecordFn
-from .utils import (IMAGE_TOKEN, LLAVA_G_MARKUP, AnnotationFile,
-                    RecordError, check_image_token, index_coco,
-                    move_image_token_first, parse_grounding_markup,
+from .utils import (IMAGE_TOKEN, AnnotationFile, RecordError,
+                    check_image_token, index_coco, move_image_token_first,
                     require_dict, seeded_rng, xywh_to_xyxy)
 
 ROLES = {'human': 'user', 'gpt': 'assistant'}
@@ -290,8 +290,11 @@ class GVCDataset(BaseGroundingDataset):
         conversations, phrases = [], []
         num_seen = 0
         for t, turn in enumerate(turns):
-            text, spans = parse_grounding_markup(
-                move_image_token_first(turn['text']), LLAVA_G_MARKUP)
+            try:
+                text, spans = parse_markup(
+                    move_image_token_first(turn['text']), 'llava_g')
+            except MarkupError as err:
+                raise RecordError(err.field, err.message) from err
             conversations.append(dict(role=turn['role'], text=text))
             for start, end in spans:
                 k = num_seen

@@ -1,5 +1,7 @@
 """Helpers shared by the dataset loaders: safe annotation loading, path
-resolution, markup parsing, geometry checks.
+resolution, record errors, geometry checks.
+
+Grounding markup is parsed by ``mmgrounding.structures.markup``.
 
 Everything here works on plain Python values (lists, dicts, strings) so that
 records stay ``serialize_data`` friendly; masks are never decoded to arrays
@@ -23,13 +25,7 @@ import numpy as np
 
 from mmgrounding.structures.errors import GroundingDataError
 
-#: LLaVA-Grounding markup: ``<g_s> phrase <g_e> <seg>``.
-LLAVA_G_MARKUP = ('<g_s>', '<g_e>', '<seg>')
-#: GLaMM markup: ``<p> phrase </p> [SEG]``.
-GLAMM_MARKUP = ('<p>', '</p>', '[SEG]')
-
 IMAGE_TOKEN = '<image>'
-_NO_SPACE_BEFORE = '.,;:!?)]}\''
 _NOT_GIVEN = GroundingDataError._NOT_GIVEN
 
 
@@ -286,91 +282,6 @@ def seeded_rng(*keys: Any) -> np.random.RandomState:
     so that a record's sampled expressions / templates are the same in every
     run and every worker."""
     return np.random.RandomState(stable_seed(*keys))
-
-
-def parse_grounding_markup(
-    text: str,
-    markup: Tuple[str, str, str] = LLAVA_G_MARKUP,
-) -> Tuple[str, List[Tuple[int, int]]]:
-    """Strip grounding markup from ``text`` and return the grounded spans.
-
-    ``'I see <g_s> a red circle <g_e> <seg> here.'`` becomes
-    ``('I see a red circle here.', [(6, 18)])``: one ``(start, end)`` char
-    span of the clean text per grounding token (``<seg>``), in order. The
-    k-th span is the phrase opened by the last ``<g_s>`` before the k-th
-    ``<seg>``. A phrase closed without a following grounding token is kept
-    as plain text (LLaVA-G also marks ungrounded phrases).
-
-    Spaces left around removed tags are collapsed to one.
-
-    Raises:
-        RecordError: unbalanced ``<g_s>``/``<g_e>``, or a grounding token
-            with no phrase before it.
-    """
-    open_tag, close_tag, seg_tag = markup
-    pattern = '(' + '|'.join(re.escape(t) for t in markup) + ')'
-    out = ''
-    spans: List[Tuple[int, int]] = []
-    phrase_start: Optional[int] = None
-    pending: Optional[Tuple[int, int]] = None
-    space = False  # a space is owed before the next visible text
-
-    def emit(body: str, lead: bool) -> None:
-        nonlocal out
-        if (lead or space) and out and not out[-1].isspace() \
-                and body[0] not in _NO_SPACE_BEFORE:
-            out += ' '
-        out += body
-
-    for piece in re.split(pattern, text):
-        if piece == open_tag:
-            if phrase_start is not None:
-                raise RecordError('conversations',
-                                  f'nested {open_tag} in {text!r}')
-            phrase_start = -1  # set when the phrase text arrives
-            pending = None
-        elif piece == close_tag:
-            if phrase_start is None:
-                raise RecordError(
-                    'conversations',
-                    f'{close_tag} without {open_tag} in {text!r}')
-            if phrase_start < 0:
-                raise RecordError('conversations',
-                                  f'empty phrase in {text!r}')
-            pending = (phrase_start, len(out))
-            phrase_start = None
-            space = False
-        elif piece == seg_tag:
-            if phrase_start is not None:
-                raise RecordError(
-                    'conversations',
-                    f'{seg_tag} inside an open phrase in {text!r}')
-            if pending is None:
-                raise RecordError(
-                    'conversations',
-                    f'{seg_tag} #{len(spans)} has no preceding '
-                    f'"{open_tag} phrase {close_tag}" in {text!r}')
-            spans.append(pending)
-            pending = None
-        elif piece:
-            body = piece.strip(' ')
-            if not body:
-                space = True
-                continue
-            if phrase_start is not None:  # the phrase text itself
-                if out and not out[-1].isspace() and \
-                        out[-1] not in '([{"\'' and (space or piece[0] == ' '):
-                    out += ' '
-                phrase_start = len(out)
-                out += body
-            else:
-                emit(body, piece[0] == ' ')
-                space = piece[-1] == ' '
-    if phrase_start is not None:
-        raise RecordError('conversations',
-                          f'unclosed {open_tag} in {text!r}')
-    stripped = out.rstrip(' ')
-    return stripped, spans
 
 
 def move_image_token_first(text: str) -> str:

@@ -19,6 +19,18 @@ GLAMM_TOKEN_FORMAT = '[SEG]'
 LLAVA_G_PHRASE_FORMAT = '<g_s> {phrase} <g_e> <seg>'
 LLAVA_G_TOKEN_FORMAT = '<seg>'
 
+#: Special tokens of each model family, written once: the tokenizer adds
+#: them by name (``HFCausalLM.special_tokens``), tokenizers for tests and the
+#: synthetic world register them. GLaMM: the official order (ids 32000..32006
+#: on Vicuna) plus our ``<image>`` placeholder.
+GLAMM_SPECIAL_TOKENS = ('<im_start>', '<im_end>', '<bbox>', '<point>', '[SEG]',
+                        '<p>', '</p>', '<image>')
+#: LLaVA-Grounding: phrase tags, grounding token, visual-prompt placeholder
+#: (it shares ``<image>`` with GLaMM).
+LLAVA_G_SPECIAL_TOKENS = ('<g_s>', '<g_e>', '<seg>', '<obj>')
+SPECIAL_TOKENS = dict(glamm=GLAMM_SPECIAL_TOKENS,
+                      llava_g=LLAVA_G_SPECIAL_TOKENS)
+
 # (phrase open tag, phrase close tag, grounding token) of each style.
 MARKUP_TAGS = {
     'glamm': ('<p>', '</p>', '[SEG]'),
@@ -99,54 +111,167 @@ def insert_markup(text: str, spans: Sequence[Tuple[int, int]], fmt: str,
     return FormattedText(''.join(pieces), token_spans, phrase_spans)
 
 
-def parse_markup(text: str, style: str = 'glamm'
-                 ) -> Tuple[str, List[Tuple[int, int, str]]]:
-    """Remove a style's grounding markup, returning the plain text and spans.
+_NO_SPACE_BEFORE = '.,;:!?)]}\''
 
-    Whitespace inside the tags is optional (the official LLaVA-G data writes
-    ``<g_s>phrase<g_e><seg>``, our default ``<g_s> phrase <g_e> <seg>``). A
-    grounding token without a phrase (GLaMM "It is [SEG].") yields an empty
-    span at its position and removes the token with the whitespace before it.
+
+class MarkupError(ValueError):
+    """Malformed grounding markup (datasets add file and record id).
+
+    Attributes:
+        field (str): ``'conversations'``, the record field holding the text.
+        message (str): what is wrong, with the text.
+    """
+
+    def __init__(self, message: str, field: str = 'conversations') -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f'{field}: {message}')
+
+
+def parse_markup(text: str,
+                 style: str = 'glamm',
+                 bare_tokens: bool = False
+                 ) -> Tuple[str, List[Tuple[int, int]]]:
+    """Strip a style's grounding markup; return the plain text and spans.
+
+    ``'I see <g_s> a red circle <g_e> <seg> here.'`` (``'llava_g'``) becomes
+    ``('I see a red circle here.', [(6, 18)])``: one ``(start, end)`` char
+    span of the plain text per grounding token, in order; the k-th span is
+    the phrase closed last before the k-th token. Whitespace inside the tags
+    is optional (the official LLaVA-G data writes ``<g_s>phrase<g_e><seg>``).
+    A phrase closed without a following grounding token stays plain text
+    (LLaVA-G also marks ungrounded phrases). Spaces left around removed tags
+    collapse to one; no space is left before ``.,;:!?)]}'``.
 
     Args:
-        text (str): Text with markup.
-        style (str): ``'glamm'`` or ``'llava_g'``.
+        text: text with markup.
+        style: ``'glamm'`` (``<p> .. </p> [SEG]``) or ``'llava_g'``
+            (``<g_s> .. <g_e> <seg>``).
+        bare_tokens: accept a grounding token without a phrase (GLaMM
+            "It is [SEG]."): it gives an empty span where it stood.
 
-    Returns:
-        tuple[str, list[tuple[int, int, str]]]: the plain text and one
-        ``(start, end, phrase)`` per grounding token, in order.
+    Raises:
+        MarkupError: nested, unclosed or empty phrases, a close tag without
+            an open tag, a grounding token inside a phrase, or (unless
+            ``bare_tokens``) a grounding token with no phrase before it.
     """
+    markup = _style(style)
+    open_tag, close_tag, seg_tag = markup
+    pattern = '(' + '|'.join(re.escape(t) for t in markup) + ')'
+    out = ''
+    spans: List[Tuple[int, int]] = []
+    phrase_start: Optional[int] = None
+    pending: Optional[Tuple[int, int]] = None
+    space = False  # a space is owed before the next visible text
+
+    def emit(body: str, lead: bool) -> None:
+        nonlocal out
+        if (lead or space) and out and not out[-1].isspace() \
+                and body[0] not in _NO_SPACE_BEFORE:
+            out += ' '
+        out += body
+
+    for piece in re.split(pattern, text):
+        if piece == open_tag:
+            if phrase_start is not None:
+                raise MarkupError(f'nested {open_tag} in {text!r}')
+            phrase_start = -1  # set when the phrase text arrives
+            pending = None
+        elif piece == close_tag:
+            if phrase_start is None:
+                raise MarkupError(
+                    f'{close_tag} without {open_tag} in {text!r}')
+            if phrase_start < 0:
+                raise MarkupError(f'empty phrase in {text!r}')
+            pending = (phrase_start, len(out))
+            phrase_start = None
+            space = False
+        elif piece == seg_tag:
+            if phrase_start is not None:
+                raise MarkupError(
+                    f'{seg_tag} inside an open phrase in {text!r}')
+            if pending is None:
+                if not bare_tokens:
+                    raise MarkupError(
+                        f'{seg_tag} #{len(spans)} has no preceding '
+                        f'"{open_tag} phrase {close_tag}" in {text!r}')
+                pending = (len(out.rstrip(' ')), ) * 2
+                out = out.rstrip(' ')
+            spans.append(pending)
+            pending = None
+        elif piece:
+            body = piece.strip(' ')
+            if not body:
+                space = True
+                continue
+            if phrase_start is not None:  # the phrase text itself
+                if out and not out[-1].isspace() and \
+                        out[-1] not in '([{"\'' and (space or piece[0] == ' '):
+                    out += ' '
+                phrase_start = len(out)
+                out += body
+            else:
+                emit(body, piece[0] == ' ')
+                space = piece[-1] == ' '
+    if phrase_start is not None:
+        raise MarkupError(f'unclosed {open_tag} in {text!r}')
+    return out.rstrip(' '), spans
+
+
+def _style(style: str) -> Tuple[str, str, str]:
     if style not in MARKUP_TAGS:
         raise ValueError(f'unknown markup style {style!r}; '
                          f'expected one of {sorted(MARKUP_TAGS)}')
-    open_tag, close_tag, token = (re.escape(t) for t in MARKUP_TAGS[style])
-    pattern = re.compile(rf'{open_tag}\s*(.*?)\s*{close_tag}\s*{token}'
-                         rf'|\s*{token}')
-    out, phrases, cursor, length = [], [], 0, 0
-    for match in pattern.finditer(text):
-        head = text[cursor:match.start()]
-        out.append(head)
-        length += len(head)
-        phrase = match.group(1)
-        if phrase is None:
-            phrases.append((length, length, ''))
-        else:
-            out.append(phrase)
-            phrases.append((length, length + len(phrase), phrase))
-            length += len(phrase)
-        cursor = match.end()
-    out.append(text[cursor:])
-    return ''.join(out), phrases
+    return MARKUP_TAGS[style]
 
 
-def strip_markup(text: str, extra_tokens: Optional[Sequence[str]] = None
-                 ) -> str:
-    """Drop every ``<...>`` tag and grounding token, collapse whitespace.
+#: A markup tag: ``<...>`` without whitespace inside (``<p>``, ``</p>``,
+#: ``<g_s>``, ``<seg>``, ``<im_start>``, ...).
+_TAG = re.compile(r'<[^<>\s]*>')
+
+
+def strip_markup(text: str,
+                 style: str = 'glamm',
+                 extra_tokens: Optional[Sequence[str]] = None) -> str:
+    """The caption of a grounded text: every ``<tag>`` and the style's
+    grounding token removed, whitespace runs collapsed to one space.
 
     This is the GLaMM GCG caption convention (tags and ``[SEG]`` removed,
-    newlines dropped).
+    newlines dropped); the model's ``pred_caption`` and the metrics' caption
+    of a raw answer both come from here.
     """
-    text = re.sub(r'<[^<>\s]+>', ' ', text)
-    for tok in ['[SEG]', *(extra_tokens or [])]:
+    token = _style(style)[2]
+    text = _TAG.sub(' ', text)
+    for tok in [token, *(extra_tokens or [])]:
         text = text.replace(tok, ' ')
-    return re.sub(r'\s+', ' ', text).strip()
+    return ' '.join(text.split())
+
+
+def parse_answer(text: str,
+                 style: str = 'glamm',
+                 stop_tokens: Sequence[str] = ()) -> Tuple[str, List[str]]:
+    """Caption and phrases of a model answer.
+
+    ``'<p> a red circle </p> [SEG] left of ...'`` -> caption
+    ``'a red circle left of ...'`` (:func:`strip_markup`) and phrases
+    ``['a red circle']`` (the contents of each open/close tag pair, in order,
+    whitespace collapsed). ``stop_tokens`` (eos, pad) are blanked first.
+    """
+    open_tag, close_tag, _ = _style(style)
+    for tok in stop_tokens:
+        text = text.replace(tok, ' ')
+    pattern = re.compile(
+        f'{re.escape(open_tag)}(.*?){re.escape(close_tag)}', re.S)
+    phrases = [' '.join(p.split()) for p in pattern.findall(text)]
+    return strip_markup(text, style), phrases
+
+
+def clean_official_caption(text: str, style: str = 'glamm') -> str:
+    """The official GLaMM GCG cleaning of a raw decoded answer.
+
+    The part after the last ``"ASSISTANT: "`` is kept (a decoded sequence
+    may include the prompt), then :func:`strip_markup`, then surrounding
+    quotes and spaces are stripped.
+    """
+    text = str(text).split('ASSISTANT: ')[-1]
+    return strip_markup(text, style).strip("'").strip()

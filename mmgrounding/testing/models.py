@@ -83,7 +83,8 @@ def build_tiny_llama(save_dir: str,
     if tokenizer_dir is None:
         tokenizer = build_tiny_tokenizer(save_dir)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_dir, local_files_only=True)
         tokenizer.save_pretrained(save_dir)
     cfg = copy.deepcopy(TINY_LLAMA)
     cfg.pop('type')
@@ -157,7 +158,7 @@ def tiny_glamm_cfg(tokenizer_dir: str,
             ``GroundingDataPreprocessor`` with the tiny view sizes, a square
             CLIP resize and the tokenizer's pad id).
         **glamm_kwargs: further ``GLaMM`` arguments (``generation_cfg``,
-            ``seg_hidden_source`` ...).
+            ``train_seg_hidden_source`` ...).
     """
     prompt_channels = 128
     cfg = dict(
@@ -173,7 +174,7 @@ def tiny_glamm_cfg(tokenizer_dir: str,
                 image_size=clip_size,
                 patch_size=16),
             select_layers=(-3, -2),
-            frozen=True),
+            trainable=False),
         projector=dict(
             type='MLPProjector',
             in_channels=clip_hidden,
@@ -199,8 +200,7 @@ def tiny_glamm_cfg(tokenizer_dir: str,
                 config=tiny_sam_cfg(grounding_size, channels=prompt_channels)),
             prompt_channels=prompt_channels,
             image_size=grounding_size),
-        image_feature_level=-1,
-        frozen_modules=('vision_encoder', ))
+        image_feature_level=-1)
     if region_encoder:
         cfg['region_encoder'] = dict(
             type='GLaMMRegionEncoder',
@@ -215,7 +215,8 @@ def tiny_glamm_cfg(tokenizer_dir: str,
             norm_cfg=dict(type='GN', num_groups=8))
     if data_preprocessor is None:
         from transformers import AutoTokenizer
-        pad_id = AutoTokenizer.from_pretrained(tokenizer_dir).pad_token_id
+        pad_id = AutoTokenizer.from_pretrained(
+            tokenizer_dir, local_files_only=True).pad_token_id
         data_preprocessor = dict(
             type='GroundingDataPreprocessor',
             clip_size=clip_size,
@@ -267,6 +268,7 @@ def glamm_7b_cfg(tokenizer_dir: str, lora: Optional[dict] = GLAMM_LORA) -> dict:
             select_layers=(-11, -8, -5, -2)),
         projector=dict(
             type='MLPProjector',
+            trainable=False,  # official with LoRA: mm_projector frozen
             in_channels=1024,
             out_channels=h,
             hidden_channels=h,
@@ -295,5 +297,4 @@ def glamm_7b_cfg(tokenizer_dir: str, lora: Optional[dict] = GLAMM_LORA) -> dict:
             act='ReLU'),
         grounding_head=dict(
             type='SAMGroundingHead',
-            sam=dict(config=copy.deepcopy(SAM_VIT_H))),
-        frozen_modules=('vision_encoder', 'projector'))
+            sam=dict(config=copy.deepcopy(SAM_VIT_H))))

@@ -115,7 +115,7 @@ def make_glamm_batch(model,
         attention[i, sl] = 1
 
     clip_size = model.vision_encoder.image_size
-    g_size = model.grounding_head.image_size
+    g_size = model.data_preprocessor.grounding_size  # the head's view
     sizes = []
     for h, w in ori_sizes:
         scale = g_size / max(h, w)

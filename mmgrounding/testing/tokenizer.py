@@ -7,11 +7,14 @@ and keeps the tiny LM's embedding table small.
 """
 from typing import Iterable, Optional
 
+from mmgrounding.structures.markup import (GLAMM_SPECIAL_TOKENS,
+                                           LLAVA_G_SPECIAL_TOKENS)
+
 #: Special tokens of both models: GLaMM (+ our ``<image>`` placeholder) and
 #: LLaVA-Grounding.
-GLAMM_TOKENS = ('<image>', '<im_start>', '<im_end>', '<bbox>', '<point>',
-                '[SEG]', '<p>', '</p>')
-LLAVA_G_TOKENS = ('<g_s>', '<g_e>', '<seg>', '<obj>')
+GLAMM_TOKENS = ('<image>', ) + tuple(t for t in GLAMM_SPECIAL_TOKENS
+                                     if t != '<image>')
+LLAVA_G_TOKENS = LLAVA_G_SPECIAL_TOKENS
 MODEL_TOKENS = GLAMM_TOKENS + LLAVA_G_TOKENS
 
 #: bos/eos/unk/pad, in the Llama order (unk 0, bos 1, eos 2) + pad 3.

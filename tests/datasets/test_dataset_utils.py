@@ -1,10 +1,9 @@
 """Markup parsing and record checks shared by the loaders."""
 import pytest
 
-from mmgrounding.datasets.utils import (GLAMM_MARKUP, RecordError,
-                                        check_record, parse_grounding_markup,
-                                        stable_seed)
+from mmgrounding.datasets.utils import RecordError, check_record, stable_seed
 from mmgrounding.structures.errors import GroundingDataError
+from mmgrounding.structures.markup import MarkupError, parse_markup
 
 
 @pytest.mark.parametrize('text, clean, phrases', [
@@ -17,15 +16,14 @@ from mmgrounding.structures.errors import GroundingDataError
     ('plain text', 'plain text', []),
 ])
 def test_parse_llava_g_markup(text, clean, phrases):
-    out, spans = parse_grounding_markup(text)
+    out, spans = parse_markup(text, 'llava_g')
     assert out == clean
     assert [out[s:e] for s, e in spans] == phrases
 
 
 def test_parse_glamm_markup():
-    out, spans = parse_grounding_markup(
-        'A <p> red circle </p> [SEG] near <p> a square </p> [SEG].',
-        GLAMM_MARKUP)
+    out, spans = parse_markup(
+        'A <p> red circle </p> [SEG] near <p> a square </p> [SEG].', 'glamm')
     assert out == 'A red circle near a square.'
     assert [out[s:e] for s, e in spans] == ['red circle', 'a square']
 
@@ -38,8 +36,8 @@ def test_parse_glamm_markup():
     ('<g_s> <g_e> <seg>', 'empty phrase'),
 ])
 def test_parse_errors(text, match):
-    with pytest.raises(RecordError, match=match):
-        parse_grounding_markup(text)
+    with pytest.raises(MarkupError, match=match):
+        parse_markup(text, 'llava_g')
 
 
 def record(**kw):

@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 
 from mmgrounding.models.grounding_heads.sam_grounding_head import build_sam
-from mmgrounding.models.utils.checkpoint_mapping import (
+from mmgrounding.models.lmms.glamm_checkpoint_mapping import (
     GLAMM_RULES, append_vocab_rows, check_keys, convert_official_glamm,
     glamm_to_official, official_key_to_ours, ours_key_to_official,
     sam_hf_to_official, sam_official_to_hf)

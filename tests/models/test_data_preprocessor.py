@@ -13,6 +13,7 @@ from mmgrounding.models.data_preprocessors import (SAM_MEAN, SAM_STD,
                                                    GroundingDataPreprocessor)
 from mmgrounding.models.vision_encoders import CLIP_MEAN, CLIP_STD
 from mmgrounding.registry import MODELS
+from mmgrounding.structures import GroundingDataError
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 torch.set_num_threads(1)
@@ -111,6 +112,63 @@ def test_region_boxes_follow_the_clip_view():
                                resize.region_bboxes_clip)
     none = _pp()(dict(inputs=[_constant(8, 8)], data_samples=[_sample(1)]))
     assert 'region_bboxes_clip' not in none['data_samples'][0]
+
+
+def test_region_box_outside_the_crop_is_an_error():
+    """Regression (issue 10, item 9): a box entirely outside the CLIP centre
+    crop used to clamp silently to a zero-width box."""
+    # 40x80 -> 32x64, the crop drops 16 px on the left: x < 20 is invisible
+    data = dict(inputs=[_constant(40, 80)],
+                data_samples=[_sample(2, boxes=[[0, 0, 15, 40]],
+                                      name='left.png')])
+    with pytest.raises(GroundingDataError,
+                       match=r"left.png.*region_bboxes.*no area inside the "
+                       'clip view') as err:
+        _pp()(data)
+    assert err.value.field == 'region_bboxes'
+    # without the crop (or stretched, as GLaMM's region data) it is visible
+    for kwargs in (dict(clip_mode='resize'), dict(region_box_mode='stretch')):
+        out = _pp(**kwargs)(data)['data_samples'][0].region_bboxes_clip
+        torch.testing.assert_close(out, torch.tensor([[0., 0., 6., 32.]]))
+
+
+def test_visual_prompts_reach_every_prompt_view():
+    sample = _sample(2, boxes=[[20, 10, 60, 30]])
+    mask = torch.zeros(40, 80)
+    mask[10:30, 20:60] = 1
+    sample.visual_prompts = [
+        dict(type='click', points=torch.tensor([[50., 20.]])),
+        dict(type='box', box=torch.tensor([20., 10., 60., 30.])),
+        dict(type='mark', mask=mask),
+    ]
+    pp = _pp(prompt_views=('clip', 'grounding'))
+    out = pp(dict(inputs=[_constant(40, 80)],
+                  data_samples=[sample]))['data_samples'][0]
+    # CLIP: x 0.8 - 16, y 0.8; grounding (64, longest side): x, y 0.8
+    torch.testing.assert_close(out.region_bboxes_clip,
+                               torch.tensor([[0., 8., 32., 24.]]))
+    torch.testing.assert_close(out.region_bboxes_grounding,
+                               torch.tensor([[16., 8., 48., 24.]]))
+    clip, ground = out.visual_prompts_clip, out.visual_prompts_grounding
+    torch.testing.assert_close(clip[0]['points'], torch.tensor([[24., 16.]]))
+    torch.testing.assert_close(ground[0]['points'], torch.tensor([[40.,
+                                                                   16.]]))
+    torch.testing.assert_close(ground[1]['box'],
+                               torch.tensor([16., 8., 48., 24.]))
+    assert clip[2]['mask'].shape == (32, 32)
+    assert ground[2]['mask'].shape == (64, 64)
+    # rows 10:30 -> 8:24, cols 20:60 -> 16:48 (grounding) / 0:32 (clip)
+    assert ground[2]['mask'][8:24, 16:48].all()
+    assert ground[2]['mask'].sum() == 16 * 32
+    assert clip[2]['mask'][8:24, 0:32].all() and clip[2]['mask'].sum() == 512
+    assert clip[0]['type'] == 'click'
+    # a click outside the crop is an error naming the sample and prompt
+    sample.visual_prompts = [dict(type='click',
+                                  points=torch.tensor([[5., 20.]]))]
+    with pytest.raises(GroundingDataError, match=r'visual_prompts\[0\]'):
+        _pp()(dict(inputs=[_constant(40, 80)], data_samples=[sample]))
+    with pytest.raises(ValueError, match='prompt_views'):
+        _pp(prompt_views=('sam', ))
 
 
 def test_clip_view_matches_the_clip_processor():

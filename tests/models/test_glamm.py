@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mmgrounding.models.lmms import GLaMM, parse_glamm_answer
+from mmgrounding.models.lmms import GLaMM
 from mmgrounding.registry import MODELS
 from mmgrounding.testing import (GLAMM_LORA, build_tiny_tokenizer, glamm_7b_cfg,
                                  make_glamm_batch, tiny_glamm_cfg)
@@ -51,8 +51,7 @@ def test_components_and_embeddings(model):
     feats = model.extract_visual_features(inputs['clip_pixels'])
     n = model.vision_encoder.num_patches
     assert len(feats) == 2 and all(f.shape == (2, n, 64) for f in feats)
-    embeds = model.embed_inputs(inputs['input_ids'], inputs['clip_pixels'],
-                                samples)
+    embeds = model.embed_inputs(inputs['input_ids'], inputs, samples)
     assert embeds.shape == (*inputs['input_ids'].shape, 128)
     image = inputs['input_ids'] == model.image_token_id
     projected = model.projector(feats[-1])
@@ -77,13 +76,18 @@ def test_seg_hidden_source_offsets(tok_dir):
     for source, want in (('preceding', [[1.], [5., 7.]]), ('self', [[2.],
                                                                     [6.,
                                                                      8.]])):
-        model = build(tok_dir, seg_hidden_source=source)
+        model = build(tok_dir)
         seg = model.seg_token_id
         ids = torch.tensor([[5, 6, seg, 7, 8], [5, seg, 6, seg, 7]])
-        out = model.seg_hidden_states(hidden, ids)
+        out = model.grounding_states(hidden, ids, source)
         assert [o.flatten().tolist() for o in out] == want, source
-    with pytest.raises(ValueError, match='seg_hidden_source'):
-        build(tok_dir, seg_hidden_source='next')
+    # `valid` restricts to some positions (teacher-forced answers)
+    valid = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]]).bool()
+    out = model.grounding_states(hidden, ids, 'preceding', valid)
+    assert [o.flatten().tolist() for o in out] == [[1.], [7.]]
+    for key in ('train_seg_hidden_source', 'test_seg_hidden_source'):
+        with pytest.raises(ValueError, match=key):
+            build(tok_dir, **{key: 'next'})
 
 
 def test_image_token_mismatch_raises(model):
@@ -101,7 +105,7 @@ def test_seg_mask_mismatch_raises(model):
     samples[1].gt_instances = samples[1].gt_instances[:1]
     with pytest.raises(
             ValueError,
-            match=r'sample 1 \(img_id=1.*2 \[SEG\] tokens but 1 '
+            match=r'sample 1 \(img_id=1.*2 grounding tokens but 1 '
             'gt masks'):
         model.loss(inputs, samples)
 
@@ -109,7 +113,10 @@ def test_seg_mask_mismatch_raises(model):
 def test_bbox_mismatch_raises(model):
     inputs, samples = train_batch(model)
     samples[1].region_bboxes_clip = torch.zeros(0, 4)
-    with pytest.raises(ValueError, match=r'1 <bbox> tokens but 0 region'):
+    with pytest.raises(
+            ValueError,
+            match=r'sample 1 .* 1 <bbox> tokens but 0 prompts in '
+            '`region_bboxes_clip`'):
         model.loss(inputs, samples)
 
 
@@ -172,7 +179,8 @@ def test_predict_fills_samples(tok_dir):
         assert inst.masks.dtype == torch.bool
         assert inst.masks.shape == (m, h, w)
         assert inst.bboxes.shape == (m, 4)
-        assert inst.scores.shape == (m, ) and inst.labels.tolist() == [0] * m
+        assert inst.scores.shape == (m, )
+        assert inst.labels.tolist() == list(range(m))  # grounding token index
         assert ((inst.scores >= 0) & (inst.scores <= 1)).all()
         assert isinstance(sample.pred_text, str)
         assert '[SEG]' not in sample.pred_caption
@@ -254,14 +262,6 @@ def test_through_the_data_preprocessor(tok_dir):
     out = model(**data, mode='predict')
     assert [s.pred_instances.masks.shape[1:]
             for s in out] == [torch.Size(s) for s in ORI_SIZES]
-
-
-def test_parse_glamm_answer():
-    caption, phrases = parse_glamm_answer(
-        'A <p> red circle </p> [SEG] next to <p>a square</p> [SEG]. </s>',
-        stop_tokens=('</s>', ))
-    assert caption == 'A red circle next to a square .'
-    assert phrases == ['red circle', 'a square']
 
 
 def test_glamm_7b_graph_on_meta_device(tmp_path):

@@ -88,3 +88,14 @@ def test_glamm_7b_projectors_on_meta_device():
     assert _n_params(fcs) == pytest.approx(17.8e6, rel=0.01)
     assert _n_params(mm_proj) == 1024 * 4096 + 4096 + 4096 * 4096 + 4096
     assert _n_params(fcs) == 4096 * 4096 + 4096 + 4096 * 256 + 256
+
+
+def test_untrainable_projector_is_frozen():
+    from mmgrounding.registry import MODELS
+    proj = MODELS.build(
+        dict(type='MLPProjector', in_channels=4, out_channels=6,
+             trainable=False))
+    assert not any(p.requires_grad for p in proj.parameters())
+    assert all(p.requires_grad for p in MODELS.build(
+        dict(type='MLPProjector', in_channels=4,
+             out_channels=6)).parameters())

@@ -59,7 +59,7 @@ def test_multi_layer_and_cls_patch():
 
 
 def test_frozen_tower_stays_eval_and_has_no_grad():
-    enc = HFVisionEncoder(config=TINY_CLIP, frozen=True)
+    enc = HFVisionEncoder(config=TINY_CLIP, trainable=False)
     enc.train()
     assert not enc.model.training
     assert sum(p.numel() for p in enc.parameters() if p.requires_grad) == 0
@@ -68,7 +68,7 @@ def test_frozen_tower_stays_eval_and_has_no_grad():
 
 
 def test_trainable_tower_gets_gradients():
-    enc = HFVisionEncoder(config=TINY_CLIP, frozen=False)
+    enc = HFVisionEncoder(config=TINY_CLIP, trainable=True)
     enc.train()
     assert enc.model.training
     total = sum(p.numel() for p in enc.parameters())
@@ -150,3 +150,131 @@ def test_clip_l14_336_on_meta_device():
     layer = 4 * (d * d + d) + 2 * 2 * d + (d * f + f) + (f * d + d)
     expected = embeddings + 2 * 2 * d + n_layers * layer  # + pre/post LN
     assert sum(p.numel() for p in enc.parameters()) == expected
+
+
+# ------------------------------------------------- drop_unused_layers (DDP)
+def _module(enc, suffix):
+    """The submodule of the HF tower whose name ends with ``suffix``."""
+    found = [m for n, m in enc.model.named_modules() if n.endswith(suffix)]
+    assert len(found) == 1, suffix
+    return found[0]
+
+
+def _three_layer_clip():
+    return dict(TINY_CLIP, num_hidden_layers=3)
+
+
+def test_drop_unused_layers_keeps_features_and_every_param_trains():
+    """select_layers (-3, -2) of 3 layers read hidden states 1 and 2: the
+    third layer and the pooling LayerNorm never reach the output."""
+    torch.manual_seed(0)
+    full = HFVisionEncoder(
+        config=_three_layer_clip(), select_layers=(-3, -2), trainable=True)
+    torch.manual_seed(0)
+    cut = HFVisionEncoder(
+        config=_three_layer_clip(),
+        select_layers=(-3, -2),
+        trainable=True,
+        drop_unused_layers=True)
+    layers = _module(cut, 'encoder.layers')
+    assert len(layers) == 2 and cut.model.config.num_hidden_layers == 2
+    assert isinstance(_module(cut, 'post_layernorm'), torch.nn.Identity)
+    # same init (dropping happens after the build), same features
+    for name, value in cut.state_dict().items():
+        assert torch.equal(value, full.state_dict()[name]), name
+    pixels = torch.randn(2, 3, 32, 32)
+    for a, b in zip(cut(pixels), full(pixels)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    def no_grad(enc):
+        sum(f.sum() for f in enc(pixels)).backward()
+        return [n for n, p in enc.named_parameters() if p.grad is None]
+
+    assert no_grad(cut) == []
+    unused = no_grad(full)  # the defect: DDP without find_unused errors
+    assert any('layers.2.' in n for n in unused)
+    assert any('post_layernorm' in n for n in unused)
+
+
+def test_drop_unused_layers_with_the_last_layer_selected():
+    torch.manual_seed(0)
+    enc = HFVisionEncoder(
+        config=TINY_CLIP, select_layers=(0, -1), trainable=True,
+        drop_unused_layers=True)
+    assert len(_module(enc, 'encoder.layers')) == 2
+    feats = enc(torch.randn(1, 3, 32, 32))
+    sum(f.sum() for f in feats).backward()
+    assert all(p.grad is not None for p in enc.parameters())
+
+
+def _demo_model_cfg(tokenizer_dir, **vision):
+    from mmengine.config import Config
+
+    from mmgrounding.testing.scripts import REPO_ROOT
+    cfg = Config.fromfile(
+        os.path.join(
+            REPO_ROOT, 'configs/glamm/'
+            'glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py'))
+    model = cfg.model.to_dict()
+    model['language_model']['tokenizer'][
+        'pretrained_model_name_or_path'] = tokenizer_dir
+    model['vision_encoder'].update(vision)
+    return model
+
+
+def _demo_batch(model):
+    from mmgrounding.testing import make_glamm_batch
+    return make_glamm_batch(
+        model, ['What is at <bbox>?', 'Describe the image.'],
+        ['<p> it </p> [SEG].', '<p> a red circle </p> [SEG] and a square.'],
+        region_boxes=[torch.tensor([[8., 8., 60., 60.]]), torch.zeros(0, 4)])
+
+
+def test_demo_model_every_trainable_parameter_gets_a_gradient(tmp_path):
+    """The tiny demo config is DDP-safe without find_unused_parameters."""
+    from mmgrounding.testing import build_tiny_tokenizer
+    tok = str(tmp_path / 'tok')
+    build_tiny_tokenizer(tok)
+    torch.manual_seed(0)
+    model = MODELS.build(_demo_model_cfg(tok))
+    model.train()
+    losses = model.loss(*_demo_batch(model))
+    assert set(losses) == {'loss_lm', 'loss_mask', 'loss_dice'}
+    sum(losses.values()).backward()
+    no_grad = [
+        n for n, p in model.named_parameters()
+        if p.requires_grad and p.grad is None
+    ]
+    assert no_grad == []
+    assert any(p.requires_grad
+               for p in model.vision_encoder.parameters())  # CLIP trains
+
+
+def test_demo_numbers_do_not_move_with_dropped_layers(tmp_path):
+    """Same init, same losses step after step with and without the unused
+    CLIP layer (AdamW and grad clipping ignore parameters without grad)."""
+    from mmengine.optim import OptimWrapper
+
+    from mmgrounding.testing import build_tiny_tokenizer
+    tok = str(tmp_path / 'tok')
+    build_tiny_tokenizer(tok)
+    curves = []
+    for drop in (False, True):
+        torch.manual_seed(0)
+        model = MODELS.build(_demo_model_cfg(tok, drop_unused_layers=drop))
+        model.train()
+        params = [p for p in model.parameters() if p.requires_grad]
+        wrapper = OptimWrapper(
+            torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.95),
+                              weight_decay=0.),
+            clip_grad=dict(max_norm=1.0))
+        batch = _demo_batch(model)
+        curve = []
+        for _ in range(3):
+            losses = model.loss(*batch)
+            loss = sum(losses.values())
+            wrapper.update_params(loss)
+            curve.append(loss.item())
+        curves.append(curve)
+    assert curves[0] == curves[1], curves
+    assert curves[0][-1] < curves[0][0]

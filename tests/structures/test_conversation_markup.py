@@ -1,7 +1,8 @@
 import pytest
 
 from mmgrounding.structures import (CONV_TEMPLATES, GroundingDataError,
-                                    insert_markup, parse_markup,
+                                    MarkupError, clean_official_caption,
+                                    insert_markup, parse_answer, parse_markup,
                                     render_conversation, strip_markup)
 
 
@@ -44,21 +45,38 @@ def test_insert_and_parse_markup_roundtrip():
     ]
     plain, phrases = parse_markup(out.text, 'glamm')
     assert plain == text
-    assert [(s, e) for s, e, _ in phrases] == spans
+    assert phrases == spans
     # LLaVA-G, official spacing-free variant parses the same way.
     plain, phrases = parse_markup(
         'A <g_s>man<g_e><seg> rides <g_s> a horse <g_e> <seg>.', 'llava_g')
     assert plain == 'A man rides a horse.'
-    assert [p for _, _, p in phrases] == ['man', 'a horse']
-    assert [plain[s:e] for s, e, _ in phrases] == ['man', 'a horse']
+    assert [plain[s:e] for s, e in phrases] == ['man', 'a horse']
 
 
 def test_bare_token_markup():
     out = insert_markup('Sure, the red circle.', [(6, 20)], '[SEG]', '[SEG]')
     assert out.text == 'Sure, [SEG].'
     assert out.token_spans == [(6, 11)]
-    plain, phrases = parse_markup('It is [SEG].', 'glamm')
-    assert plain == 'It is.' and phrases == [(5, 5, '')]
+    plain, phrases = parse_markup('It is [SEG].', 'glamm', bare_tokens=True)
+    assert plain == 'It is.' and phrases == [(5, 5)]
+    with pytest.raises(MarkupError, match='no preceding'):
+        parse_markup('It is [SEG].', 'glamm')
+
+
+def test_parse_answer_and_captions_share_one_rule():
+    text = 'A <p> red circle </p> [SEG] next to <p>a  square</p> [SEG]. </s>'
+    caption, phrases = parse_answer(text, 'glamm', stop_tokens=('</s>', ))
+    assert caption == 'A red circle next to a square .'
+    assert phrases == ['red circle', 'a square']
+    # the metric's fallback (official GCG cleaning) agrees on model text
+    assert clean_official_caption(
+        "ASSISTANT: 'A <p> red circle </p> [SEG] .'") == 'A red circle .'
+    caption, phrases = parse_answer(
+        'I see <g_s>a man<g_e><seg> and [SEG] .', 'llava_g')
+    assert caption == 'I see a man and [SEG] .'
+    assert phrases == ['a man']
+    with pytest.raises(ValueError, match='unknown markup style'):
+        parse_answer('x', 'lisa')
 
 
 def test_insert_markup_rejects_bad_spans():
@@ -71,6 +89,8 @@ def test_insert_markup_rejects_bad_spans():
 def test_strip_markup():
     assert strip_markup('<p> A man </p> [SEG] on\n<p> a horse </p> [SEG].'
                         '</s>') == 'A man on a horse .'
+    assert strip_markup('<g_s> A man <g_e> <seg> rides.',
+                        'llava_g') == 'A man rides.'
 
 
 def test_grounding_data_error_message():

@@ -9,8 +9,8 @@ SRC is the HF directory of the release (``pytorch_model-*.bin`` shards and
 ``pytorch_model.bin.index.json``, or safetensors shards, or one weight file).
 Tensors are read with ``torch.load(weights_only=True)`` / safetensors only.
 DST is an mmengine checkpoint ``{'state_dict', 'meta'}`` whose keys are those
-of our ``GLaMM`` (see ``mmgrounding/models/utils/checkpoint_mapping.py`` for
-the mapping), for ``load_from=DST`` in a config.
+of our ``GLaMM`` (see ``mmgrounding/models/lmms/glamm_checkpoint_mapping.py``
+for the mapping), for ``load_from=DST`` in a config.
 
 Language model layout (the releases are LoRA-merged full models):
 
@@ -82,7 +82,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def clip_state_dict(clip_dir: str) -> dict:
     """Vision-tower weights of a local HF CLIP under our key names."""
-    from mmgrounding.models.utils.checkpoint_mapping import CLIP_PREFIX
+    from mmgrounding.models.lmms.glamm_checkpoint_mapping import CLIP_PREFIX
     from mmgrounding.models.vision_encoders.hf_utils import \
         build_hf_vision_model
     tower = build_hf_vision_model(clip_dir)
@@ -105,7 +105,7 @@ def meta_model_state(config: str) -> dict:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the conversion; returns the exit status."""
     args = parse_args(argv)
-    from mmgrounding.models.utils.checkpoint_mapping import (
+    from mmgrounding.models.lmms.glamm_checkpoint_mapping import (
         check_keys, convert_official_glamm, load_hf_state_dict,
         summarize_check)
     dtype = None if args.dtype == 'keep' else getattr(torch, args.dtype)

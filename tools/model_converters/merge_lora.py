@@ -91,10 +91,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     skip = ('language_model.', ) + (('vision_encoder.', )
                                     if args.no_clip else ())
-    rest = {
-        k: v.detach().clone()
-        for k, v in model.state_dict().items() if not k.startswith(skip)
-    }
+    from mmgrounding.models.utils.trainable_state import full_state_dict
+    with full_state_dict(model):  # every tensor, none left out
+        rest = {
+            k: v.detach().clone()
+            for k, v in model.state_dict().items() if not k.startswith(skip)
+        }
     meta = dict(
         exporter='tools/model_converters/merge_lora.py',
         config=osp.abspath(args.config),

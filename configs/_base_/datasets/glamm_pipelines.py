@@ -4,6 +4,9 @@
 glamm_llm_path = 'checkpoints/vicuna-7b-v1.5'
 glamm_tokenizer = dict(
     pretrained_model_name_or_path=glamm_llm_path, model_max_length=1536)
+# = mmgrounding.structures.markup.GLAMM_SPECIAL_TOKENS (the model's default),
+# written out once here: an old-style config cannot import it (a test checks
+# that they agree)
 glamm_special_tokens = ('<im_start>', '<im_end>', '<bbox>', '<point>', '[SEG]',
                         '<p>', '</p>', '<image>')
 

@@ -27,7 +27,7 @@ model = dict(
             image_size=clip_size,
             patch_size=16),
         select_layers=(-3, -2),  # region levels; -2 (penultimate) -> LLM
-        frozen=False),  # random tiny tower: it has to learn (7B: frozen)
+        trainable=True),  # random tiny tower: it has to learn (7B: frozen)
     projector=dict(
         type='MLPProjector',
         in_channels=clip_hidden,
@@ -99,9 +99,8 @@ model = dict(
         prompt_channels=prompt_channels,
         image_size=image_size,
         # the tiny SAM is random: its image encoder must learn too
-        freeze_image_encoder=False,
-        freeze_prompt_encoder=False),
+        trainable='all'),
     image_feature_level=-1,
-    seg_hidden_source='preceding',
-    frozen_modules=(),
+    train_seg_hidden_source='preceding',
+    test_seg_hidden_source='preceding',
     generation_cfg=dict(max_new_tokens=48, do_sample=False))

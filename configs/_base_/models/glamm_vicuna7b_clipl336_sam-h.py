@@ -21,9 +21,10 @@ model = dict(
         pretrained_model_name_or_path=clip_path,
         # region encoder levels (finest first); -2 also feeds the LLM
         select_layers=(-11, -8, -5, -2),
-        frozen=True),
+        trainable=False),
     projector=dict(
         type='MLPProjector',
+        trainable=False,  # official with LoRA: mm_projector frozen
         in_channels=1024,
         out_channels=4096,
         hidden_channels=4096,
@@ -33,8 +34,8 @@ model = dict(
         pretrained_model_name_or_path=llm_path,
         tokenizer=dict(
             pretrained_model_name_or_path=llm_path, model_max_length=1536),
-        special_tokens=('<im_start>', '<im_end>', '<bbox>', '<point>',
-                        '[SEG]', '<p>', '</p>', '<image>'),
+        # special_tokens: HFCausalLM's default, the GLaMM constant
+        # mmgrounding.structures.markup.GLAMM_SPECIAL_TOKENS
         lora=dict(
             r=8,
             lora_alpha=16,
@@ -65,10 +66,10 @@ model = dict(
         sam=dict(pretrained_model_name_or_path=sam_path),
         prompt_channels=256,
         image_size=1024,
-        freeze_image_encoder=True,
-        freeze_prompt_encoder=True),
+        trainable=('mask_decoder', )),  # SAM ViT-H and prompt enc. frozen
     image_feature_level=-1,
     region_feature_levels=(0, 1, 2, 3),
-    seg_hidden_source='preceding',  # official (maintainers, issue #16)
-    frozen_modules=('vision_encoder', 'projector'),  # mm_projector frozen
+    # official (maintainers, issue #16): the state before [SEG], both ways
+    train_seg_hidden_source='preceding',
+    test_seg_hidden_source='preceding',
     generation_cfg=dict(max_new_tokens=512, do_sample=False))

@@ -10,13 +10,16 @@ automatically.
 import os
 from typing import List, Optional
 
+from mmgrounding.structures.markup import (GLAMM_SPECIAL_TOKENS,
+                                           LLAVA_G_SPECIAL_TOKENS)
 from .language import vocabulary_corpus
 
 BOS, EOS, UNK, PAD = '<s>', '</s>', '<unk>', '<pad>'
 # Order fixes the ids: <unk>=0, <s>=1, </s>=2 as in Llama, then the rest.
 SPECIAL_TOKENS: List[str] = [
-    UNK, BOS, EOS, PAD, '<image>', '<im_start>', '<im_end>', '<bbox>',
-    '<point>', '[SEG]', '<p>', '</p>', '<g_s>', '<g_e>', '<seg>', '<obj>'
+    UNK, BOS, EOS, PAD, '<image>',
+    *(t for t in GLAMM_SPECIAL_TOKENS if t != '<image>'),
+    *LLAVA_G_SPECIAL_TOKENS
 ]
 DEFAULT_VOCAB_SIZE = 1536
 

@@ -32,8 +32,18 @@ class PackGroundingInputs(BaseTransform):
 
     - data fields ``input_ids`` and ``labels`` (LongTensor [L]);
     - ``gt_instances``: ``masks`` (BitmapMasks [M, H, W], one per grounding
-      token, in token order), ``bboxes`` (FloatTensor [M, 4], the box of each
-      mask), ``labels`` (zeros, LongTensor [M]);
+      token, in token order: the union of the phrase's instances), ``bboxes``
+      (FloatTensor [M, 4], the box of each mask), ``labels`` (zeros,
+      LongTensor [M]): the targets of ``target_kind='union'`` heads (SAM);
+    - ``gt_objects``: one entry per distinct object instance of the record,
+      ``masks`` (BitmapMasks [K, H, W]), ``bboxes`` (FloatTensor [K, 4] xyxy
+      pixels), ``labels`` (zeros, LongTensor [K]) and ``mask_valid``
+      (BoolTensor [K], False for a box-only instance whose mask is empty),
+      and ``grounding_instance_ids`` (list of M lists of int): the indices
+      into ``gt_objects`` that the i-th grounding token refers to: the
+      targets of ``target_kind='instances'`` heads (set prediction,
+      OpenSeeD). Both are packed for every sample, so any head trains on any
+      dataset;
     - ``region_bboxes`` (FloatTensor [R, 4], xyxy original pixels, one per
       region token; [0, 4] when none);
     - ``visual_prompts`` (list of dicts with float tensors), when sampled;
@@ -70,6 +80,35 @@ class PackGroundingInputs(BaseTransform):
         return torch.stack(boxes)
 
     @staticmethod
+    def _objects(results: dict, shape) -> InstanceData:
+        """Per-instance targets ([K] entries) from LoadGroundingAnnotations.
+        """
+        objects = InstanceData()
+        masks = results.get('gt_masks')
+        if masks is None:
+            h, w = results.get('ori_shape', shape)[:2]
+            masks = BitmapMasks(
+                np.zeros((0, int(h), int(w)), dtype=np.uint8), int(h), int(w))
+        boxes = results.get('gt_bboxes')
+        if boxes is None:
+            boxes = torch.zeros((0, 4))
+        boxes = torch.as_tensor(
+            getattr(boxes, 'tensor', boxes),
+            dtype=torch.float32).reshape(-1, 4)
+        if len(boxes) != len(masks):
+            raise GroundingDataError.from_results(
+                results, 'gt_bboxes',
+                f'{len(boxes)} instance boxes for {len(masks)} masks')
+        valid = results.get('gt_mask_valid')
+        objects.masks = masks
+        objects.bboxes = boxes
+        objects.labels = torch.zeros(len(masks), dtype=torch.long)
+        objects.mask_valid = torch.ones(len(masks), dtype=torch.bool) \
+            if valid is None else torch.as_tensor(
+                np.asarray(valid, dtype=bool))
+        return objects
+
+    @staticmethod
     def _prompts(results: dict) -> list:
         packed = []
         for prompt in results['visual_prompts']:
@@ -103,6 +142,16 @@ class PackGroundingInputs(BaseTransform):
         gt.bboxes = _mask_boxes(masks)
         gt.labels = torch.zeros(len(masks), dtype=torch.long)
         sample.gt_instances = gt
+        sample.gt_objects = self._objects(results, img.shape[:2])
+        sample.grounding_instance_ids = [
+            [int(k) for k in ids]
+            for ids in results.get('grounding_instance_ids') or []
+        ]
+        if len(sample.grounding_instance_ids) != len(masks):
+            raise GroundingDataError.from_results(
+                results, 'grounding_instance_ids',
+                f'{len(sample.grounding_instance_ids)} instance lists for '
+                f'{len(masks)} grounding masks')
         sample.region_bboxes = self._region_boxes(results)
         if results.get('visual_prompts') is not None:
             sample.visual_prompts = self._prompts(results)

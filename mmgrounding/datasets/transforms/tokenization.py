@@ -107,10 +107,15 @@ class TokenizeConversation(BaseTransform):
         """The HF fast tokenizer, built on first use."""
         if self._tokenizer is None:
             from transformers import AutoTokenizer
+
+            from mmgrounding.utils.hf_loading import from_pretrained_local
             cfg = dict(self.tokenizer_cfg)
             path = cfg.pop('pretrained_model_name_or_path')
             cfg.setdefault('use_fast', True)
-            tok = AutoTokenizer.from_pretrained(path, **cfg)
+            tok = from_pretrained_local(
+                AutoTokenizer, path,
+                'TokenizeConversation.tokenizer.pretrained_model_name_or_path',
+                **cfg)
             if not tok.is_fast:
                 raise ValueError(f'tokenizer at {path!r} is not a fast '
                                  'tokenizer; offsets are needed')

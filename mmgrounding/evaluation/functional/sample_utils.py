@@ -6,12 +6,12 @@ top-level keys; offline pickles may hold either form. Masks may be tensors,
 arrays, mmdet ``BitmapMasks``/``PolygonMasks`` or a list of COCO RLE dicts
 (mmdet's ``DumpDetResults`` encodes predicted masks that way).
 """
-import re
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
 
+from mmgrounding.structures.markup import clean_official_caption
 from .mask_ops import RLE, encode_rle, to_bool_masks
 
 
@@ -79,26 +79,15 @@ def image_shape(sample: Any) -> Optional[Tuple[int, int]]:
     return None
 
 
-def clean_glamm_caption(text: str) -> str:
-    """GLaMM GCG caption cleaning of a decoded answer.
-
-    Newlines dropped, double spaces halved, the part after the last
-    ``"ASSISTANT: "`` kept, every ``<...>`` tag and ``[SEG]`` removed,
-    whitespace runs collapsed, then surrounding quotes and spaces stripped.
-    """
-    text = str(text).replace('\n', '').replace('  ', ' ')
-    text = text.split('ASSISTANT: ')[-1]
-    text = re.sub(r'<.*?>', '', text).replace('[SEG]', '')
-    return ' '.join(text.split()).strip("'").strip()
-
-
 def predicted_caption(sample: Any) -> str:
-    """``pred_caption``, else the cleaned ``pred_text``, else ''."""
+    """``pred_caption``, else ``pred_text`` cleaned as the official GCG
+    evaluation does (``structures.markup.clean_official_caption``), else ''.
+    """
     caption = get_field(sample, 'pred_caption')
     if caption is not None:
         return str(caption)
     text = get_field(sample, 'pred_text')
-    return clean_glamm_caption(text) if text is not None else ''
+    return clean_official_caption(text) if text is not None else ''
 
 
 def str_list(value: Any, where: str, field: str) -> List[str]:

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mmgrounding.registry import MODELS
+from mmgrounding.structures import GroundingDataError
 from ..vision_encoders.hf_vision_encoder import CLIP_MEAN, CLIP_STD
 
 SAM_MEAN = (123.675, 116.28, 103.53)
@@ -81,8 +82,24 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
         region_box_mode: how ``region_bboxes`` reach the CLIP view:
             ``'view'`` applies the same resize and crop as the image;
             ``'stretch'`` scales x by S / W and y by S / H whatever the crop
-            (what GLaMM's region datasets do).
+            (what GLaMM's region datasets do). Visual prompts always follow
+            the view's geometry.
+        prompt_views: the image views that prompt encoders read, among
+            ``'clip'`` and ``'grounding'``; for each view ``v`` every sample
+            with ``region_bboxes`` gains ``region_bboxes_{v}`` and every
+            sample with ``visual_prompts`` gains ``visual_prompts_{v}``
+            (GLaMM's region encoder reads ``region_bboxes_clip``; a
+            prompt encoder on the grounding view reads
+            ``visual_prompts_grounding``).
         non_blocking: non-blocking device copies.
+
+    Prompts outside a view: a box partly outside keeps its visible part
+    (clamped to the view); a box, click or scribble with NOTHING inside the
+    view (e.g. a region beyond the CLIP centre crop) raises
+    ``GroundingDataError`` naming the sample, the field and the view, since
+    its embedding would describe pixels the encoder never sees. Use
+    ``clip_mode='resize'`` or ``region_box_mode='stretch'`` for data whose
+    regions lie outside the centre crop.
     """
 
     def __init__(self,
@@ -101,6 +118,7 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
                  train_padding_side: str = 'right',
                  test_padding_side: str = 'left',
                  region_box_mode: str = 'view',
+                 prompt_views: Sequence[str] = ('clip', ),
                  non_blocking: bool = False) -> None:
         super().__init__(non_blocking=non_blocking)
         if clip_mode not in ('crop', 'resize'):
@@ -111,6 +129,13 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
                              f'got {region_box_mode!r}')
         for side in (train_padding_side, test_padding_side):
             self._check_side(side)
+        self.prompt_views = tuple(prompt_views)
+        bad = set(self.prompt_views) - {'clip', 'grounding'}
+        if bad or ('grounding' in self.prompt_views
+                   and grounding_size is None):
+            raise ValueError("prompt_views must be among 'clip' and "
+                             "'grounding' (which needs grounding_size), got "
+                             f'{self.prompt_views}')
         self.clip_size = clip_size
         self.clip_mode = clip_mode
         self.clip_interpolation = clip_interpolation
@@ -166,17 +191,63 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
         out = F.pad(out, (0, size - new_w, 0, size - new_h), value=0.)
         return out, (new_h, new_w)
 
-    def boxes_to_clip_view(self, boxes: Tensor, height: int,
-                           width: int) -> Tensor:
-        """Map [R, 4] xyxy boxes from original pixels into the CLIP view."""
-        size = self.clip_size
-        if self.region_box_mode == 'stretch':
-            (new_h, new_w), top, left = (size, size), 0, 0
-        else:
+    def view_geometry(self, view: str, height: int, width: int,
+                      stretch: bool = False
+                      ) -> Tuple[Tuple[int, int], int, int, Tuple[int, int]]:
+        """Where the original image lands in ``view`` ('clip'/'grounding').
+
+        Returns:
+            resized (h, w), crop offsets (top, left) and the visible
+            (h, w) extent of the image inside the view.
+        """
+        if view == 'clip':
+            size = self.clip_size
+            if stretch:
+                return (size, size), 0, 0, (size, size)
             (new_h, new_w), top, left = self._clip_geometry(height, width)
+            return (new_h, new_w), top, left, (size, size)
+        new_h, new_w = longest_side_resize_shape(height, width,
+                                                 self.grounding_size)
+        return (new_h, new_w), 0, 0, (new_h, new_w)
+
+    def map_boxes(self, boxes: Tensor, height: int, width: int,
+                  view: str = 'clip', stretch: bool = False) -> Tensor:
+        """[R, 4] xyxy original pixels -> ``view`` pixels, clamped to the
+        visible image (a box partly outside keeps its visible part)."""
+        (new_h, new_w), top, left, (vis_h, vis_w) = self.view_geometry(
+            view, height, width, stretch)
         scale = boxes.new_tensor([new_w / width, new_h / height] * 2)
         shift = boxes.new_tensor([left, top] * 2)
-        return (boxes * scale - shift).clamp(0, size)
+        out = boxes * scale - shift
+        limit = boxes.new_tensor([vis_w, vis_h] * 2)
+        return torch.minimum(out.clamp(min=0), limit)
+
+    def boxes_to_clip_view(self, boxes: Tensor, height: int,
+                           width: int) -> Tensor:
+        """Map [R, 4] xyxy boxes from original pixels into the CLIP view
+        (``region_box_mode`` decides crop geometry or stretch)."""
+        return self.map_boxes(boxes, height, width, 'clip',
+                              self.region_box_mode == 'stretch')
+
+    def map_points(self, points: Tensor, height: int, width: int,
+                   view: str) -> Tensor:
+        """[K, 2] (x, y) original pixels -> ``view`` pixels (not clamped)."""
+        (new_h, new_w), top, left, _ = self.view_geometry(view, height, width)
+        return points * points.new_tensor([new_w / width, new_h / height]) - \
+            points.new_tensor([left, top])
+
+    def map_mask(self, mask: Tensor, view: str) -> Tensor:
+        """[H, W] original-size mask -> the view's canvas (nearest resize,
+        then the view's crop, or zero padding to G x G)."""
+        height, width = mask.shape[-2:]
+        (new_h, new_w), top, left, _ = self.view_geometry(view, height, width)
+        out = F.interpolate(mask[None, None].float(), size=(new_h, new_w),
+                            mode='nearest')[0, 0]
+        if view == 'clip':
+            size = self.clip_size
+            return out[top:top + size, left:left + size]
+        size = self.grounding_size
+        return F.pad(out, (0, size - new_w, 0, size - new_h), value=0.)
 
     # ------------------------------------------------------------ tokens
     def pad_sequences(self, seqs: Sequence[Tensor], value: int,
@@ -258,9 +329,11 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
             grounding_sizes, input_ids, attention_mask, labels),
             data_samples=...)``; ``labels`` is None when the samples carry
             none, the grounding entries are None when ``grounding_size`` is
-            None. Each sample gains ``region_bboxes_clip`` (when it has
-            ``region_bboxes``) and the ``batch_input_shape``/``pad_shape``
-            metainfo of the grounding view.
+            None. Each sample gains ``region_bboxes_{view}`` /
+            ``visual_prompts_{view}`` for every view of ``prompt_views``
+            (when it has ``region_bboxes`` / ``visual_prompts``) and the
+            ``batch_input_shape``/``pad_shape`` metainfo of the grounding
+            view.
         """
         side = padding_side or (
             self.train_padding_side if training else self.test_padding_side)
@@ -301,13 +374,75 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
                                                      self.clip_size)
         for sample, img in zip(data_samples, images):
             sample.set_metainfo(dict(batch_input_shape=pad, pad_shape=pad))
+            height, width = img.shape[-2:]
             boxes = sample.get('region_bboxes', None)
-            if boxes is None:
-                continue
-            boxes = getattr(boxes, 'tensor', boxes)
-            boxes = torch.as_tensor(boxes, device=self.device).float()
-            if boxes.dim() != 2 or boxes.shape[-1] != 4:
-                raise ValueError(f'{self._name(sample)}: region_bboxes must '
-                                 f'be [R, 4] xyxy, got {tuple(boxes.shape)}')
-            sample.region_bboxes_clip = self.boxes_to_clip_view(
-                boxes, *img.shape[-2:])
+            if boxes is not None:
+                boxes = getattr(boxes, 'tensor', boxes)
+                boxes = torch.as_tensor(boxes, device=self.device).float()
+                if boxes.dim() != 2 or boxes.shape[-1] != 4:
+                    raise ValueError(
+                        f'{self._name(sample)}: region_bboxes must be '
+                        f'[R, 4] xyxy, got {tuple(boxes.shape)}')
+                for view in self.prompt_views:
+                    stretch = view == 'clip' and \
+                        self.region_box_mode == 'stretch'
+                    mapped = self.map_boxes(boxes, height, width, view,
+                                            stretch)
+                    self._check_visible(sample, 'region_bboxes', view,
+                                        boxes, mapped)
+                    sample.set_field(mapped, f'region_bboxes_{view}')
+            prompts = sample.get('visual_prompts', None)
+            if prompts is not None:
+                for view in self.prompt_views:
+                    sample.set_field(
+                        [self._map_prompt(sample, k, p, height, width, view)
+                         for k, p in enumerate(prompts)],
+                        f'visual_prompts_{view}')
+
+    def _map_prompt(self, sample, k: int, prompt: dict, height: int,
+                    width: int, view: str) -> dict:
+        """One ``visual_prompts`` entry in ``view`` pixels (``points``,
+        ``box`` and ``mask`` mapped; other keys copied)."""
+        out = dict(prompt)
+        field = f'visual_prompts[{k}]'
+        if prompt.get('box') is not None:
+            box = torch.as_tensor(prompt['box'], device=self.device).float()
+            mapped = self.map_boxes(box.reshape(1, 4), height, width, view)
+            self._check_visible(sample, f'{field}.box', view,
+                                box.reshape(1, 4), mapped)
+            out['box'] = mapped[0]
+        if prompt.get('points') is not None:
+            pts = torch.as_tensor(prompt['points'],
+                                  device=self.device).float().reshape(-1, 2)
+            mapped = self.map_points(pts, height, width, view)
+            _, _, _, (vis_h, vis_w) = self.view_geometry(view, height, width)
+            inside = (mapped[:, 0] >= 0) & (mapped[:, 0] <= vis_w) & \
+                (mapped[:, 1] >= 0) & (mapped[:, 1] <= vis_h)
+            if len(pts) and not bool(inside.any()):
+                raise GroundingDataError(
+                    f'{field}.points {pts.tolist()} all fall outside the '
+                    f'{view} view of a {height}x{width} image',
+                    source=sample.metainfo.get('img_path'),
+                    img_id=sample.metainfo.get('img_id'),
+                    field=f'{field}.points')
+            out['points'] = mapped
+        if prompt.get('mask') is not None:
+            mask = torch.as_tensor(prompt['mask'], device=self.device)
+            out['mask'] = self.map_mask(mask, view)
+        return out
+
+    def _check_visible(self, sample, field: str, view: str, boxes: Tensor,
+                       mapped: Tensor) -> None:
+        """Raise for a box with no area left inside the view."""
+        empty = (mapped[:, 2] <= mapped[:, 0]) | (mapped[:, 3] <= mapped[:, 1])
+        if bool(empty.any()):
+            k = int(empty.nonzero()[0, 0])
+            raise GroundingDataError(
+                f'{field}[{k}] = {boxes[k].tolist()} (original pixels) has '
+                f'no area inside the {view} view (mapped: '
+                f'{mapped[k].tolist()}); the encoder would embed pixels it '
+                "never sees. Use clip_mode='resize' or "
+                "region_box_mode='stretch' for regions outside the crop",
+                source=sample.metainfo.get('img_path'),
+                img_id=sample.metainfo.get('img_id'),
+                field=field)

@@ -9,18 +9,22 @@ the resized image and resized to the original image, as SAM's
 ``postprocess_masks``; a pixel is foreground where its logit is > 0.
 """
 import copy
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mmdet.models.losses  # noqa: F401 (registers mmdet losses)
 import torch
+from mmdet.structures.mask import mask2bbox
 from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
 from torch import Tensor
 from torch.nn import functional as F
 from transformers import SamConfig, SamModel
 
 from mmgrounding.registry import MODELS
+from mmgrounding.utils.hf_loading import load_pretrained_model
 from ..losses import GLAMM_LOSS_DICE, GLAMM_LOSS_MASK, multi_image_mask_loss
-from ..vision_encoders.hf_utils import build_hf_config
+from ..utils.hf import build_hf_config
+from ..utils.samples import sample_name
 
 
 def build_sam(pretrained_model_name_or_path: Optional[str] = None,
@@ -39,8 +43,10 @@ def build_sam(pretrained_model_name_or_path: Optional[str] = None,
         raise ValueError('sam needs exactly one of '
                          'pretrained_model_name_or_path and config')
     if pretrained_model_name_or_path is not None:
-        return SamModel.from_pretrained(pretrained_model_name_or_path,
-                                        **model_kwargs)
+        return load_pretrained_model(
+            SamModel, pretrained_model_name_or_path,
+            'SAMGroundingHead.sam.pretrained_model_name_or_path',
+            **model_kwargs)
     if isinstance(config, dict):
         config = copy.deepcopy(config)
         config.setdefault('type', 'SamConfig')
@@ -83,6 +89,12 @@ def check_sam_sizes(cfg: SamConfig) -> None:
 class SAMGroundingHead(BaseModule):
     """SAM mask decoder prompted by projected [SEG] states (GLaMM).
 
+    A grounding head of the contract in ``docs/architecture.md``
+    (``target_kind='union'``: one union mask per grounding token, read from
+    ``gt_instances.masks``): :meth:`extract_feat` (SAM ViT on the grounding
+    view), :meth:`loss` (mask BCE + DICE) and :meth:`predict` (one instance
+    per grounding token).
+
     Args:
         sam: ``dict(pretrained_model_name_or_path=...)`` or
             ``dict(config=dict(vision_config=..., prompt_encoder_config=...,
@@ -91,21 +103,22 @@ class SAMGroundingHead(BaseModule):
         prompt_channels: size of the prompt embeddings (SAM: 256).
         image_size: side of the square grounding view (SAM: 1024); must be
             the SAM vision ``image_size``.
-        freeze_image_encoder: freeze SAM's ViT (GLaMM: frozen).
-        freeze_prompt_encoder: freeze SAM's prompt encoder (GLaMM: frozen).
-        freeze_mask_decoder: freeze the mask decoder (GLaMM: trained).
+        trainable: the SAM parts that train, among ``'vision_encoder'``,
+            ``'prompt_encoder'`` and ``'mask_decoder'``, or ``'all'``
+            (GLaMM: the mask decoder only). Frozen parts stay in eval mode.
+            SAM's random Fourier matrix never trains.
         loss_mask: mask BCE config (default GLaMM's, weight 2.0).
         loss_dice: DICE config (default GLaMM's, weight 0.5).
         init_cfg: mmengine init config.
     """
 
+    target_kind = 'union'
+
     def __init__(self,
                  sam: dict,
                  prompt_channels: int = 256,
                  image_size: int = 1024,
-                 freeze_image_encoder: bool = True,
-                 freeze_prompt_encoder: bool = True,
-                 freeze_mask_decoder: bool = False,
+                 trainable: Union[str, Sequence[str]] = ('mask_decoder', ),
                  loss_mask: Optional[dict] = None,
                  loss_dice: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -127,18 +140,24 @@ class SAMGroundingHead(BaseModule):
                 f'image_size={image_size} differs from the SAM vision '
                 f'image_size {cfg.vision_config.image_size}')
         self.prompt_channels = prompt_channels
+        self.prompt_dim = prompt_channels
         self.image_size = image_size
-        self.freeze_image_encoder = freeze_image_encoder
-        self.freeze_prompt_encoder = freeze_prompt_encoder
+        parts = ('vision_encoder', 'prompt_encoder', 'mask_decoder')
+        trainable = parts if trainable == 'all' else tuple(trainable)
+        unknown = set(trainable) - set(parts)
+        if unknown:
+            raise ValueError(f'SAMGroundingHead: unknown trainable parts '
+                             f'{sorted(unknown)}; expected some of {parts} '
+                             "or 'all'")
+        self.trainable = trainable
+        self.freeze_image_encoder = 'vision_encoder' not in trainable
+        self.freeze_prompt_encoder = 'prompt_encoder' not in trainable
 
         # The random Fourier matrix is a fixed buffer in the original SAM.
         self.sam.shared_image_embedding.requires_grad_(False)
-        if freeze_image_encoder:
-            self.sam.vision_encoder.requires_grad_(False)
-        if freeze_prompt_encoder:
-            self.sam.prompt_encoder.requires_grad_(False)
-        if freeze_mask_decoder:
-            self.sam.mask_decoder.requires_grad_(False)
+        for part in parts:
+            if part not in trainable:
+                getattr(self.sam, part).requires_grad_(False)
         self.loss_mask = MODELS.build(loss_mask or GLAMM_LOSS_MASK)
         self.loss_dice = MODELS.build(loss_dice or GLAMM_LOSS_DICE)
         self.train(self.training)
@@ -167,8 +186,8 @@ class SAMGroundingHead(BaseModule):
     def dtype(self) -> torch.dtype:
         return self.sam.mask_decoder.iou_token.weight.dtype
 
-    def image_embeddings(self, grounding_pixels: Tensor) -> Tensor:
-        """SAM image embeddings of the grounding view.
+    def extract_feat(self, grounding_pixels: Tensor) -> Tensor:
+        """SAM image embeddings of the grounding view (contract seam).
 
         Args:
             grounding_pixels: [B, 3, G, G], SAM-normalised and padded.
@@ -207,82 +226,46 @@ class SAMGroundingHead(BaseModule):
             mode='bilinear', align_corners=False)
         return logits.squeeze(1)
 
-    def predict_mask_logits(self, image_embedding: Tensor, prompts: Tensor,
-                            input_size: Sequence[int],
-                            ori_size: Sequence[int]) -> Tensor:
-        """Mask logits of all prompts of one image, at the original size.
-
-        Args:
-            image_embedding: [C, h, w] from :meth:`image_embeddings`.
-            prompts: [M, prompt_channels] projected [SEG] states.
-            input_size: (h, w) of the resized image inside the padded view.
-            ori_size: (H, W) of the original image.
-
-        Returns:
-            [M, H, W] fp32 logits (foreground where > 0).
-        """
-        if prompts.dim() != 2 or prompts.shape[-1] != self.prompt_channels:
-            raise ValueError(f'prompts must be [M, {self.prompt_channels}], '
-                             f'got {tuple(prompts.shape)}')
-        height, width = int(ori_size[0]), int(ori_size[1])
-        if len(prompts) == 0:
-            return prompts.new_zeros((0, height, width), dtype=torch.float32)
-        dtype = self.dtype
-        embedding = image_embedding.to(dtype).unsqueeze(0)
-        _, channels, h, w = embedding.shape
-        sparse = prompts.to(dtype)[None, :, None, :]  # [1, M, 1, C]
-        dense = self.sam.prompt_encoder.no_mask_embed.weight.to(dtype).reshape(
-            1, channels, 1, 1).expand(1, channels, h, w)
-        image_pe = self.sam.get_image_wide_positional_embeddings().to(dtype)
-        low_res, _ = self.sam.mask_decoder(
-            image_embeddings=embedding,
-            image_positional_embeddings=image_pe,
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False)
-        return self.upsample_logits(low_res[0, :, 0], input_size, ori_size)
-
-    def predict(self, image_embeddings: Tensor, prompts: Sequence[Tensor],
-                grounding_sizes: Tensor,
-                ori_sizes: Sequence[Sequence[int]]) -> List[Tensor]:
+    def mask_logits(self, feats: Tensor, prompts: Sequence[Tensor],
+                    grounding_sizes: Tensor,
+                    out_sizes: Sequence[Sequence[int]]) -> List[Tensor]:
         """Mask logits for every prompt of a batch, in ONE decoder call.
 
         Each prompt becomes its own decoder batch entry paired with its
         image's embedding (the decoder treats (image, prompt) pairs
-        independently, so this equals :meth:`predict_mask_logits` per
-        image), then logits are upsampled per image to its original size.
+        independently), then logits are upsampled per image to its size.
 
         Args:
-            image_embeddings: [B, C, h, w].
-            prompts: B tensors [M_i, prompt_channels] (M_i may be 0).
+            feats: [B, C, h, w] from :meth:`extract_feat`.
+            prompts: B tensors [M_i, prompt_dim] (M_i may be 0).
             grounding_sizes: [B, 2] (h, w) of each resized image in the pad.
-            ori_sizes: B original (H, W).
+            out_sizes: B output (H, W): the original image sizes, or the
+                padded view (G, G) for ``rescale=False``.
 
         Returns:
             B fp32 logit tensors [M_i, H_i, W_i].
         """
-        if not len(prompts) == len(image_embeddings) == len(ori_sizes):
+        if not len(prompts) == len(feats) == len(out_sizes):
             raise ValueError(
-                f'got {len(image_embeddings)} image embeddings, '
-                f'{len(prompts)} prompt sets, {len(ori_sizes)} sizes')
+                f'got {len(feats)} image embeddings, '
+                f'{len(prompts)} prompt sets, {len(out_sizes)} sizes')
         for prm in prompts:
-            if prm.dim() != 2 or prm.shape[-1] != self.prompt_channels:
+            if prm.dim() != 2 or prm.shape[-1] != self.prompt_dim:
                 raise ValueError(
-                    f'prompts must be [M, {self.prompt_channels}], got '
+                    f'prompts must be [M, {self.prompt_dim}], got '
                     f'{tuple(prm.shape)}')
         counts = [len(prm) for prm in prompts]
         outputs = [
-            image_embeddings.new_zeros((0, int(h), int(w)),
-                                       dtype=torch.float32)
-            for h, w in ori_sizes
+            feats.new_zeros((0, int(h), int(w)), dtype=torch.float32)
+            for h, w in out_sizes
         ]
         if sum(counts) == 0:
             return outputs
         dtype = self.dtype
         owner = torch.repeat_interleave(
-            torch.arange(len(prompts), device=image_embeddings.device),
-            torch.tensor(counts, device=image_embeddings.device))
-        embeddings = image_embeddings.to(dtype)[owner]  # [N, C, h, w]
+            torch.arange(len(prompts), device=feats.device),
+            torch.tensor(counts, device=feats.device))
+        embeddings = feats.to(dtype)[owner]  # [N, C, h, w]
         num, channels, h, w = embeddings.shape
         sparse = torch.cat(list(prompts)).to(dtype)[:, None, None, :]
         dense = self.sam.prompt_encoder.no_mask_embed.weight.to(
@@ -299,53 +282,159 @@ class SAMGroundingHead(BaseModule):
         for i, logits in enumerate(per_image):
             if counts[i]:
                 outputs[i] = self.upsample_logits(
-                    logits, tuple(grounding_sizes[i].tolist()), ori_sizes[i])
+                    logits, tuple(grounding_sizes[i].tolist()), out_sizes[i])
         return outputs
 
-    def _zero_loss(self, mask_logits: Sequence[Tensor]) -> Tensor:
-        zero = sum((logit.sum() * 0. for logit in mask_logits),
-                   torch.zeros((), device=self.sam.mask_decoder.iou_token
-                               .weight.device))
-        for param in self.parameters():
-            if param.requires_grad:
-                zero = zero + param.sum() * 0.
-        return zero
+    # ------------------------------------------------- grounding contract
+    def _prompts(self, prompt_embeds: Tensor, grounding_inputs: dict,
+                 num: int) -> List[Tensor]:
+        """Per sample, its real prompt rows [N_i, D] of ``prompt_embeds``."""
+        mask = grounding_inputs['prompt_mask']
+        if prompt_embeds.dim() != 3 or prompt_embeds.shape[0] != num or \
+                tuple(mask.shape) != tuple(prompt_embeds.shape[:2]):
+            raise ValueError(
+                f'SAMGroundingHead: prompt_embeds must be [B={num}, N, '
+                f'{self.prompt_dim}] with a [B, N] prompt_mask, got '
+                f'{tuple(prompt_embeds.shape)} and {tuple(mask.shape)}')
+        return [prompt_embeds[i][mask[i]] for i in range(num)]
 
-    def loss(self, mask_logits: Sequence[Tensor],
-             gt_masks: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def _logits(self, prompts: List[Tensor], grounding_inputs: dict,
+                out_sizes: List[Tuple[int, int]]) -> Dict[int, Tensor]:
+        """Logits of the samples with at least one prompt, by index (the
+        image side runs only for those, unless ``feats`` were given)."""
+        idx = [i for i, p in enumerate(prompts) if p.shape[0] > 0]
+        if not idx:
+            return {}
+        feats = grounding_inputs.get('feats')
+        feats = self.extract_feat(grounding_inputs['pixels'][idx]) \
+            if feats is None else feats[idx]
+        logits = self.mask_logits(feats, [prompts[i] for i in idx],
+                                  grounding_inputs['sizes'][idx],
+                                  [out_sizes[i] for i in idx])
+        return dict(zip(idx, logits))
+
+    @staticmethod
+    def _ori_size(index: int, sample) -> Tuple[int, int]:
+        shape = sample.metainfo.get('ori_shape')
+        if shape is None:
+            raise ValueError(f'{sample_name(index, sample)} has no '
+                             'ori_shape metainfo')
+        return int(shape[0]), int(shape[1])
+
+    def _gt_masks(self, index: int, sample, device) -> Tensor:
+        """The union mask of each grounding token: [N_i, H, W] float."""
+        gt = sample.get('gt_instances', None)
+        masks = getattr(gt, 'masks', None) if gt is not None else None
+        if masks is None:
+            return torch.zeros((0, *self._ori_size(index, sample)),
+                               device=device)
+        if isinstance(masks, Tensor):
+            return masks.to(device=device, dtype=torch.float32)
+        return masks.to_tensor(dtype=torch.float32, device=device)
+
+    def _zero_tie(self) -> Tensor:
+        """0 x one element of every trainable parameter: with
+        ``multimask_output=False`` SAM's IoU head and extra mask tokens are
+        unused, and a batch may hold no prompt at all; DDP must still see
+        every trainable parameter used."""
+        terms = [
+            p.view(-1)[0].float() * 0. for p in self.parameters()
+            if p.requires_grad and p.numel()
+        ]
+        zero = torch.zeros((), device=self.sam.mask_decoder.iou_token
+                           .weight.device)
+        return zero + torch.stack(terms).sum() if terms else zero
+
+    def loss(self, prompt_embeds: Tensor, grounding_inputs: dict,
+             data_samples: Sequence) -> Dict[str, Tensor]:
         """GLaMM mask losses: BCE and DICE averaged over all masks.
 
         Args:
-            mask_logits: per image [M_i, H_i, W_i] logits.
-            gt_masks: per image [M_i, H_i, W_i] binary masks, same order.
+            prompt_embeds: [B, N, prompt_dim], zero-padded.
+            grounding_inputs: ``pixels`` [B, 3, G, G], ``sizes`` [B, 2],
+                ``prompt_mask`` [B, N] (optional ``feats``).
+            data_samples: ``gt_instances.masks`` holds one (union) mask per
+                grounding token, in token order, at the original size.
 
         Returns:
-            ``dict(loss_mask=..., loss_dice=...)``, weighted. ``loss_mask``
-            always carries a zero term tied to every trainable parameter of
-            the head and to the given logits (parts of SAM's decoder are
-            unused with a single mask output); with no mask in the batch
-            both losses are such zeros, so DDP never waits for a gradient.
+            ``dict(loss_mask=..., loss_dice=...)``, weighted; ``loss_mask``
+            carries the zero tie of :meth:`_zero_tie`, and with no prompt in
+            the batch both losses are such zeros.
         """
-        if len(mask_logits) != len(gt_masks):
-            raise ValueError(f'{len(mask_logits)} predicted mask sets but '
-                             f'{len(gt_masks)} target sets')
-        for i, (pred, gt) in enumerate(zip(mask_logits, gt_masks)):
-            if tuple(pred.shape) != tuple(gt.shape):
+        prompts = self._prompts(prompt_embeds, grounding_inputs,
+                                len(data_samples))
+        device = prompt_embeds.device
+        gts = []
+        for i, (prm, sample) in enumerate(zip(prompts, data_samples)):
+            gt = self._gt_masks(i, sample, device)
+            if gt.shape[0] != prm.shape[0]:
                 raise ValueError(
-                    f'image {i}: predicted masks {tuple(pred.shape)} and '
-                    f'target masks {tuple(gt.shape)} differ (one [SEG] per '
-                    'target mask, at the original image size)')
-        # Zero tie to every trainable parameter: the IoU head and the extra
-        # mask tokens are unused with multimask_output=False, and a batch
-        # may hold no mask at all; DDP must still see all of them used.
-        zero = self._zero_loss(mask_logits)
-        if sum(len(p) for p in mask_logits) == 0:
+                    f'{sample_name(i, sample)} has {prm.shape[0]} grounding '
+                    f'tokens but {gt.shape[0]} gt masks; each grounding '
+                    'token needs exactly one target mask')
+            gts.append(gt)
+        logits = self._logits(prompts, grounding_inputs,
+                              [tuple(g.shape[-2:]) for g in gts])
+        for i, pred in logits.items():
+            if pred.shape != gts[i].shape:
+                raise ValueError(
+                    f'{sample_name(i, data_samples[i])}: predicted masks '
+                    f'{tuple(pred.shape)} but gt masks are '
+                    f'{tuple(gts[i].shape)}')
+        zero = self._zero_tie()
+        idx = sorted(logits)
+        if not idx:
             return dict(loss_mask=zero, loss_dice=zero.clone())
+        preds, targets = [logits[i] for i in idx], [gts[i] for i in idx]
         return dict(
-            loss_mask=multi_image_mask_loss(self.loss_mask, mask_logits,
-                                            gt_masks) + zero,
-            loss_dice=multi_image_mask_loss(self.loss_dice, mask_logits,
-                                            gt_masks))
+            loss_mask=multi_image_mask_loss(self.loss_mask, preds, targets) +
+            zero,
+            loss_dice=multi_image_mask_loss(self.loss_dice, preds, targets))
+
+    def predict(self,
+                prompt_embeds: Tensor,
+                grounding_inputs: dict,
+                data_samples: Sequence,
+                rescale: bool = True) -> List[InstanceData]:
+        """One instance per grounding token, in token order.
+
+        Returns, per sample, ``InstanceData`` with ``masks`` (bool [M, H, W]:
+        logit > 0; at the original size, or the G x G view when
+        ``rescale=False``), ``bboxes`` ([M, 4] xyxy, the masks' boxes),
+        ``scores`` ([M], the mean probability inside the mask) and
+        ``labels`` ([M], the grounding-token index 0..M-1).
+        """
+        prompts = self._prompts(prompt_embeds, grounding_inputs,
+                                len(data_samples))
+        view = (self.image_size, self.image_size)
+        sizes = [
+            self._ori_size(i, s) if rescale else view
+            for i, s in enumerate(data_samples)
+        ]
+        logits = self._logits(prompts, grounding_inputs, sizes)
+        device = prompt_embeds.device
+        results = []
+        for i, (h, w) in enumerate(sizes):
+            inst = InstanceData()
+            if i not in logits:
+                inst.masks = torch.zeros((0, h, w), dtype=torch.bool,
+                                         device=device)
+                inst.bboxes = torch.zeros((0, 4), device=device)
+                inst.scores = torch.zeros((0, ), device=device)
+                inst.labels = torch.zeros((0, ), dtype=torch.long,
+                                          device=device)
+                results.append(inst)
+                continue
+            logit = logits[i].float()
+            masks = logit > 0
+            area = masks.flatten(1).sum(1)
+            inst.masks = masks
+            inst.bboxes = mask2bbox(masks).float()
+            inst.scores = (logit.sigmoid() * masks).flatten(1).sum(1) / \
+                area.clamp(min=1)
+            inst.labels = torch.arange(len(masks), device=masks.device)
+            results.append(inst)
+        return results
 
 
 __all__ = ['SAMGroundingHead', 'build_sam', 'check_sam_sizes']

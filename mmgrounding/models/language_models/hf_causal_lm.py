@@ -13,14 +13,16 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmgrounding.registry import MODELS
+from mmgrounding.utils.hf_loading import (from_pretrained_local,
+                                          load_pretrained_model)
+from mmgrounding.structures.markup import GLAMM_SPECIAL_TOKENS
+from ..utils.hf import build_hf_config, position_ids_from_mask
 
 #: GLaMM's added tokens, in the official order of
 #: ``setup_tokenizer_and_special_tokens`` (``<im_start>`` = 32000 ...
 #: ``</p>`` = 32006 on the Vicuna vocabulary), followed by our ``<image>``
 #: placeholder (the official code uses the -200 sentinel instead), so that the
 #: released checkpoints' token rows keep their ids.
-GLAMM_SPECIAL_TOKENS = ('<im_start>', '<im_end>', '<bbox>', '<point>', '[SEG]',
-                        '<p>', '</p>', '<image>')
 
 
 def _resolve_dtype(
@@ -36,28 +38,12 @@ def _resolve_dtype(
     return getattr(torch, name)
 
 
-def build_hf_config(config: dict):
-    """Build a ``transformers`` config from a config dict.
-
-    ``type`` names a config class of ``transformers`` (``'LlamaConfig'``);
-    alternatively ``model_type`` (``'llama'``) goes through
-    ``AutoConfig.for_model``. The remaining keys are the config's kwargs.
-    """
-    import transformers
-    cfg = dict(config)
-    if 'type' in cfg:
-        type_name = cfg.pop('type')
-        cls = getattr(transformers, type_name, None) if isinstance(
-            type_name, str) else type_name
-        if cls is None:
-            raise ValueError(f'HFCausalLM: transformers has no config class '
-                             f'{type_name!r}')
-        return cls(**cfg)
-    if 'model_type' in cfg:
-        return transformers.AutoConfig.for_model(cfg.pop('model_type'), **cfg)
-    raise ValueError('HFCausalLM: `config` needs a `type` (config class '
-                     'name) or a `model_type` key, got keys '
-                     f'{sorted(cfg)}')
+def _cast_input_to_weight(module: torch.nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: cast the first input to the module's weight dtype."""
+    if args and torch.is_tensor(args[0]) and \
+            args[0].dtype != module.weight.dtype:
+        return (args[0].to(module.weight.dtype), ) + tuple(args[1:])
+    return None
 
 
 @MODELS.register_module()
@@ -84,7 +70,14 @@ class HFCausalLM(BaseModule):
             parameter of the LM is frozen.
         gradient_checkpointing: enable HF gradient checkpointing
             (non-reentrant, so frozen embeddings need no input grads).
-        torch_dtype: dtype of the LM weights (``'bfloat16'`` ...).
+        torch_dtype: dtype of the LM weights (``'bfloat16'`` ...); the
+            frozen weights keep it and the forward computes in it.
+        trainable_dtype: dtype of the parameters that train (default
+            ``'float32'``: with a bf16 LM the embedding/LM-head rows and LoRA
+            keep fp32 weights, so AdamW updates below bf16's resolution,
+            ~4e-3 relative, are not lost). None keeps ``torch_dtype``.
+            Inputs are cast at the boundaries (embeddings -> decoder, decoder
+            -> LM head), so the forward works with and without autocast.
         attn_implementation: HF attention implementation (``'sdpa'``,
             ``'eager'``); None keeps the library default.
         init_cfg: mmengine init config (unused by default; the HF model
@@ -101,6 +94,8 @@ class HFCausalLM(BaseModule):
                                   Sequence[str]] = ('embed_tokens', 'lm_head'),
                  gradient_checkpointing: bool = False,
                  torch_dtype: Union[None, str, torch.dtype] = None,
+                 trainable_dtype: Union[None, str,
+                                        torch.dtype] = 'float32',
                  attn_implementation: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -111,7 +106,10 @@ class HFCausalLM(BaseModule):
         if not tokenizer or 'pretrained_model_name_or_path' not in tokenizer:
             raise ValueError('HFCausalLM: `tokenizer` must be a dict with '
                              '`pretrained_model_name_or_path` (a local dir).')
-        self.tokenizer = AutoTokenizer.from_pretrained(**tokenizer)
+        tokenizer = dict(tokenizer)
+        self.tokenizer = from_pretrained_local(
+            AutoTokenizer, tokenizer.pop('pretrained_model_name_or_path'),
+            'HFCausalLM.tokenizer.pretrained_model_name_or_path', **tokenizer)
         if self.tokenizer.pad_token is None:
             # Official LLaVA/GLaMM convention: pad with unk.
             self.tokenizer.pad_token = self.tokenizer.unk_token
@@ -129,8 +127,10 @@ class HFCausalLM(BaseModule):
             hf_config = build_hf_config(config)
             self.model = AutoModelForCausalLM.from_config(hf_config, **extra)
         else:
-            self.model = AutoModelForCausalLM.from_pretrained(
-                pretrained_model_name_or_path, local_files_only=True, **extra)
+            self.model = load_pretrained_model(
+                AutoModelForCausalLM, pretrained_model_name_or_path,
+                'HFCausalLM.pretrained_model_name_or_path', **extra)
+        self.trainable_dtype = _resolve_dtype(trainable_dtype)
 
         self.special_tokens = tuple(special_tokens)
         self.token_ids = self._add_special_tokens(self.special_tokens)
@@ -142,6 +142,8 @@ class HFCausalLM(BaseModule):
             self._wrap_lora(lora)
         self.trainable = trainable
         self._set_trainable(trainable)
+        self._cast_trainable()
+        self._cast_lm_head_input()
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=dict(use_reentrant=False))
@@ -210,6 +212,27 @@ class HFCausalLM(BaseModule):
             if any(key in name for key in trainable):
                 param.requires_grad_(True)
 
+    @torch.no_grad()
+    def _cast_trainable(self) -> None:
+        """Give trainable floating parameters ``trainable_dtype`` (fp32
+        master weights); frozen ones keep ``compute_dtype``."""
+        dtype = self.trainable_dtype
+        if dtype is None:
+            return
+        for param in self.model.parameters():
+            if param.requires_grad and param.is_floating_point() and \
+                    param.dtype != dtype:
+                param.data = param.data.to(dtype)
+
+    def _cast_lm_head_input(self) -> None:
+        """Feed the LM head its own dtype (fp32 head after a bf16 decoder;
+        under autocast the matmul is cast again, which is harmless)."""
+        head = self.model.get_output_embeddings()
+        if head is None or getattr(head, '_mmg_input_cast', False):
+            return
+        head.register_forward_pre_hook(_cast_input_to_weight)
+        head._mmg_input_cast = True
+
     def init_weights(self) -> None:
         """The HF model initialises (or loads) itself; nothing to do."""
 
@@ -217,6 +240,18 @@ class HFCausalLM(BaseModule):
     @property
     def hidden_size(self) -> int:
         return self.model.config.get_text_config().hidden_size
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the decoder computes in: that of the frozen weights
+        (``torch_dtype``), or of the weights when everything trains."""
+        first = None
+        for param in self.model.parameters():
+            if not param.requires_grad:
+                return param.dtype
+            if first is None:
+                first = param
+        return first.dtype if first is not None else torch.float32
 
     @property
     def vocab_size(self) -> int:
@@ -250,21 +285,13 @@ class HFCausalLM(BaseModule):
         for param in self.model.parameters():
             param.requires_grad_(False)
         self._set_trainable(self.trainable)
+        self._cast_trainable()
+        self._cast_lm_head_input()
 
     # --------------------------------------------------------------- forward
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Token embeddings: LongTensor[B, L] -> Tensor[B, L, C]."""
         return self.model.get_input_embeddings()(input_ids)
-
-    @staticmethod
-    def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-        """Positions that count only attended tokens (left or right padding).
-
-        ``attention_mask`` [B, L] -> LongTensor [B, L]; padded positions get 1
-        (any valid index, they are never attended).
-        """
-        position_ids = attention_mask.long().cumsum(-1) - 1
-        return position_ids.masked_fill(attention_mask == 0, 1)
 
     def forward(self,
                 inputs_embeds: torch.Tensor,
@@ -296,9 +323,11 @@ class HFCausalLM(BaseModule):
             The HF ``CausalLMOutputWithPast`` (``loss``, ``logits`` [B, L, V],
             ``past_key_values``, ``hidden_states``).
         """
+        # fp32 embedding rows (trainable_dtype) into a bf16 decoder
+        inputs_embeds = inputs_embeds.to(self.compute_dtype)
         if position_ids is None and attention_mask is not None:
             length = inputs_embeds.shape[1]
-            position_ids = self.position_ids_from_mask(
+            position_ids = position_ids_from_mask(
                 attention_mask)[:, -length:]
         return self.model(
             inputs_embeds=inputs_embeds,

@@ -1,3 +1,4 @@
-from .glamm import GLaMM, parse_glamm_answer
+from .base import Answer, BaseGroundedLMM, PromptSlot
+from .glamm import GLaMM
 
-__all__ = ['GLaMM', 'parse_glamm_answer']
+__all__ = ['BaseGroundedLMM', 'PromptSlot', 'Answer', 'GLaMM']

@@ -39,6 +39,8 @@ class MLPProjector(BaseModule):
             distinguishable in tiny models), ``'LN'`` or an mmcv norm config.
         dropout: probability of the Dropout appended after the last Linear
             (GLaMM's ``text_hidden_fcs`` ends with Dropout(0)).
+        trainable: False freezes every parameter (GLaMM's ``mm_projector``
+            with LoRA).
         init_cfg: mmengine init config.
     """
 
@@ -50,6 +52,7 @@ class MLPProjector(BaseModule):
                  act: Union[str, dict] = 'GELU',
                  norm: Union[str, dict, None] = None,
                  dropout: float = 0.,
+                 trainable: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
@@ -76,6 +79,8 @@ class MLPProjector(BaseModule):
                 modules.append(build_activation_layer(act_cfg))
         modules.append(nn.Dropout(dropout))
         self.layers = nn.Sequential(*modules)
+        if not trainable:
+            self.requires_grad_(False)
 
     def _normalize(self, x: Tensor) -> Tensor:
         if self.norm is None:

@@ -1,7 +1,10 @@
-from .generation import (GenerationOutput, generate, position_ids_from_mask,
-                         reference_generate, select_next_token)
+from .generation import (GenerationOutput, generate, reference_generate,
+                         select_next_token)
+from .hf import build_hf_config, position_ids_from_mask
+from .samples import sample_name
 
 __all__ = [
     'GenerationOutput', 'generate', 'reference_generate',
-    'position_ids_from_mask', 'select_next_token'
+    'position_ids_from_mask', 'select_next_token', 'build_hf_config',
+    'sample_name'
 ]

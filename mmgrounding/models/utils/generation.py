@@ -15,6 +15,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import torch
 
+from .hf import position_ids_from_mask
+
 HIDDEN_SOURCES = ('preceding', 'self')
 
 
@@ -46,12 +48,6 @@ def _as_id_list(ids: Union[None, int, Sequence[int]]) -> list:
     if isinstance(ids, int):
         return [ids]
     return [int(i) for i in ids]
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """[B, L] 0/1 mask -> positions counting attended tokens only."""
-    position_ids = attention_mask.long().cumsum(-1) - 1
-    return position_ids.masked_fill(attention_mask == 0, 1)
 
 
 def select_next_token(

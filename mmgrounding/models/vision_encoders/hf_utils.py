@@ -5,50 +5,17 @@ They let a config say either ``pretrained_model_name_or_path='/models/clip'``
 ``config=dict(type='CLIPVisionConfig', hidden_size=32, ...)`` (a tiny random
 model built in-process), with the same downstream code.
 """
-import copy
 import json
 import os.path as osp
 from typing import Optional, Union
 
-import transformers
 from torch import nn
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-
-def build_hf_config(config: Union[dict, PretrainedConfig]) -> PretrainedConfig:
-    """Turn ``dict(type=..., **kwargs)`` into a ``transformers`` config.
-
-    ``type`` is either the name of a config class exported by transformers
-    (``'CLIPVisionConfig'``, ``'SamConfig'``) or a ``model_type`` string known
-    to ``AutoConfig`` (``'clip_vision_model'``). A ready config is returned
-    unchanged.
-
-    Raises:
-        ValueError: when ``type`` is missing or names no known config.
-    """
-    if isinstance(config, PretrainedConfig):
-        return config
-    if not isinstance(config, dict) or 'type' not in config:
-        raise ValueError('A transformers config must be a PretrainedConfig or '
-                         "a dict with a 'type' key (e.g. "
-                         "dict(type='CLIPVisionConfig', hidden_size=32)), "
-                         f'got {config!r}')
-    kwargs = copy.deepcopy(dict(config))
-    cfg_type = kwargs.pop('type')
-    if isinstance(cfg_type, type) and issubclass(cfg_type, PretrainedConfig):
-        return cfg_type(**kwargs)
-    config_cls = getattr(transformers, str(cfg_type), None)
-    if isinstance(config_cls, type) and issubclass(config_cls,
-                                                   PretrainedConfig):
-        return config_cls(**kwargs)
-    try:
-        return AutoConfig.for_model(cfg_type, **kwargs)
-    except ValueError as err:
-        raise ValueError(
-            f'Unknown transformers config type {cfg_type!r}: neither a '
-            'config class of transformers nor a registered model_type'
-        ) from err
+from mmgrounding.utils.hf_loading import (from_pretrained_local,
+                                          load_pretrained_model)
+from ..utils.hf import build_hf_config
 
 
 def model_class_for(config: PretrainedConfig) -> type:
@@ -62,7 +29,9 @@ def model_class_for(config: PretrainedConfig) -> type:
 
 def build_hf_vision_model(pretrained_model_name_or_path: Optional[str] = None,
                           config: Union[dict, PretrainedConfig, None] = None,
-                          model_kwargs: Optional[dict] = None) -> nn.Module:
+                          model_kwargs: Optional[dict] = None,
+                          key: str = 'HFVisionEncoder.'
+                          'pretrained_model_name_or_path') -> nn.Module:
     """Build a transformers vision tower from a path or from a config.
 
     A composite checkpoint (e.g. a full CLIP with text and vision towers)
@@ -70,12 +39,14 @@ def build_hf_vision_model(pretrained_model_name_or_path: Optional[str] = None,
     ``vision_config`` and ``from_pretrained`` reads the vision weights.
 
     Args:
-        pretrained_model_name_or_path: local directory (or cached hub id; runs
-            offline under ``HF_HUB_OFFLINE=1``).
+        pretrained_model_name_or_path: local directory (never a hub id);
+            the loaded tower records it as its source
+            (:func:`mmgrounding.utils.hf_loading.load_pretrained_model`).
         config: used when no path is given; a config dict or object. A
             composite config is reduced to its ``vision_config``.
         model_kwargs: extra kwargs for ``from_pretrained``/``from_config``
             (e.g. ``torch_dtype``, ``attn_implementation``).
+        key: config key of the path, for the error on a missing directory.
     """
     model_kwargs = dict(model_kwargs or {})
     if (pretrained_model_name_or_path is None) == (config is None):
@@ -83,12 +54,13 @@ def build_hf_vision_model(pretrained_model_name_or_path: Optional[str] = None,
                          f'and config (got {pretrained_model_name_or_path!r} '
                          f'and {config!r})')
     if pretrained_model_name_or_path is not None:
-        hf_cfg = AutoConfig.from_pretrained(pretrained_model_name_or_path)
+        hf_cfg = from_pretrained_local(AutoConfig,
+                                       pretrained_model_name_or_path, key)
         vision_cfg = getattr(hf_cfg, 'vision_config', None)
         model_cls = model_class_for(
             vision_cfg if isinstance(vision_cfg, PretrainedConfig) else hf_cfg)
-        return model_cls.from_pretrained(pretrained_model_name_or_path,
-                                         **model_kwargs)
+        return load_pretrained_model(model_cls, pretrained_model_name_or_path,
+                                     key, **model_kwargs)
     hf_cfg = build_hf_config(config)
     vision_cfg = getattr(hf_cfg, 'vision_config', None)
     if isinstance(vision_cfg, PretrainedConfig):

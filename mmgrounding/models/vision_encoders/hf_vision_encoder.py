@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmgrounding.registry import MODELS
 from .hf_utils import build_hf_vision_model, read_image_processor_stats
@@ -40,10 +40,17 @@ class HFVisionEncoder(BaseModule):
             ``num_hidden_layers + 1``); ``(-2,)`` is the penultimate layer.
         feature: ``'patch'`` drops the prefix (CLS) tokens, ``'cls_patch'``
             keeps them.
-        frozen: no gradients, always in eval mode, forward under no_grad.
+        trainable: train the tower; False (default, GLaMM's frozen CLIP):
+            no gradients, always in eval mode, forward under no_grad.
             When trained, layers after the deepest selected one (and a final
             LayerNorm) get no gradient: DDP then needs
-            ``find_unused_parameters=True`` or those parameters frozen.
+            ``find_unused_parameters=True``, or ``drop_unused_layers``.
+        drop_unused_layers: remove, right after building, the encoder layers
+            after the deepest selected hidden state and the modules that only
+            read the last layer (``post_layernorm``, ``head``, ``pooler``).
+            The selected features are unchanged (the dropped modules never
+            reach them); every remaining parameter reaches the output, so a
+            trained tower is DDP-safe without ``find_unused_parameters``.
         image_mean, image_std: statistics (on [0, 1]) the tower expects;
             default: the checkpoint's ``preprocessor_config.json``, else
             CLIP's.
@@ -56,10 +63,11 @@ class HFVisionEncoder(BaseModule):
                  config: Optional[dict] = None,
                  select_layers: Sequence[int] = (-2, ),
                  feature: str = 'patch',
-                 frozen: bool = True,
+                 trainable: bool = False,
                  image_mean: Optional[Sequence[float]] = None,
                  image_std: Optional[Sequence[float]] = None,
                  model_kwargs: Optional[dict] = None,
+                 drop_unused_layers: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if feature not in ('patch', 'cls_patch'):
@@ -89,16 +97,43 @@ class HFVisionEncoder(BaseModule):
                     f'select_layers index {idx} out of range for a model '
                     f'with {num_states} hidden states')
         self.feature = feature
+        # absolute hidden-state indices: stay valid when layers are dropped
+        self._state_indices = tuple(i % num_states for i in self.select_layers)
+        self.drop_unused_layers = drop_unused_layers
+        if drop_unused_layers:
+            self._drop_unused_layers()
 
         stats = read_image_processor_stats(pretrained_model_name_or_path)
         mean, std = stats if stats is not None else (CLIP_MEAN, CLIP_STD)
         self.image_mean = tuple(image_mean) if image_mean else tuple(mean)
         self.image_std = tuple(image_std) if image_std else tuple(std)
 
-        self.frozen = frozen
-        if frozen:
+        self.frozen = not trainable
+        if self.frozen:
             self.model.requires_grad_(False)
             self.model.eval()
+
+    def _drop_unused_layers(self) -> None:
+        """Cut the layer list after the deepest selected hidden state and
+        replace pooling-only modules by ``nn.Identity``."""
+        hf_cfg = self.model.config
+        num_layers = int(hf_cfg.num_hidden_layers)
+        lists = [(name, mod) for name, mod in self.model.named_modules()
+                 if isinstance(mod, nn.ModuleList) and len(mod) == num_layers]
+        if len(lists) != 1:
+            raise ValueError(
+                f'HFVisionEncoder.drop_unused_layers: expected one layer list '
+                f'of {num_layers} layers in {type(self.model).__name__}, '
+                f'found {[name for name, _ in lists]}')
+        path, layers = lists[0]
+        keep = max(self._state_indices)  # hidden state k = output of layer k
+        del layers[keep:]
+        hf_cfg.num_hidden_layers = keep
+        # e.g. vision_model.encoder.layers -> vision_model
+        owner = self.model.get_submodule('.'.join(path.split('.')[:-2]))
+        for name in ('post_layernorm', 'head', 'pooler'):
+            if isinstance(getattr(owner, name, None), nn.Module):
+                setattr(owner, name, nn.Identity())
 
     def init_weights(self) -> None:
         """Leave the transformers weights alone.
@@ -122,7 +157,7 @@ class HFVisionEncoder(BaseModule):
         outputs = self.model(pixel_values=pixels, output_hidden_states=True)
         hidden_states = outputs.hidden_states
         feats = []
-        for idx in self.select_layers:
+        for idx in self._state_indices:
             feat = hidden_states[idx]
             num_prefix = feat.shape[1] - self.num_patches
             if num_prefix < 0:

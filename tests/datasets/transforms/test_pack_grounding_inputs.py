@@ -60,6 +60,19 @@ def test_pack_produces_contract_fields(tokenizer_path, image_record):
                                torch.tensor([[2., 2., 10., 10.],
                                              [20., 4., 30., 24.]]))
     assert gt.labels.tolist() == [0, 0]
+    # per-instance targets for set-prediction heads (target_kind='instances')
+    objects = sample.gt_objects
+    assert isinstance(objects.masks, BitmapMasks) and len(objects) == 3
+    torch.testing.assert_close(
+        objects.bboxes,
+        torch.tensor([[2., 2., 10., 10.], [20., 4., 30., 14.],
+                      [20., 14., 30., 24.]]))
+    assert objects.labels.tolist() == [0, 0, 0]
+    assert objects.mask_valid.tolist() == [True, True, True]
+    assert sample.grounding_instance_ids == [[0], [1, 2]]
+    # the union mask of token 1 is the union of its instances' masks
+    union = objects.masks.masks[[1, 2]].any(0)
+    assert np.array_equal(gt.masks.masks[1].astype(bool), union)
     torch.testing.assert_close(sample.region_bboxes,
                                torch.tensor([[20., 4., 30., 14.]]))
     assert len(sample.visual_prompts) == 1

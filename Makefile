@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast data clean
+.PHONY: install demo test test-fast data clean web
 
 install: $(STAMP)
 
@@ -19,8 +19,17 @@ $(STAMP): setup.py tools/install.sh $(wildcard requirements/*.txt)
 data: install
 	$(PY) tools/dataset_converters/make_synthetic.py --out data/synthetic --seed 0 --preview 4
 
+# MODEL=all (default) | glamm | llava_g
+MODEL ?= all
 demo: install
-	bash tools/demo.sh
+	MODEL=$(MODEL) bash tools/demo.sh
+
+# Web demo on http://localhost:$(WEB_PORT) with the checkpoint `make demo`
+# wrote (work_dirs/glamm_tiny_demo/last_checkpoint); WEB_ARGS adds options,
+# e.g. WEB_ARGS="--config CFG --checkpoint CKPT".
+WEB_PORT ?= 7860
+web: install
+	$(PY) demo/web_demo.py --host 127.0.0.1 --port $(WEB_PORT) $(WEB_ARGS)
 
 test: install
 	$(PY) -m pytest tests -p no:cacheprovider -q -rs --durations=15

@@ -32,7 +32,9 @@ setup(
     extras_require={
         'eval': read_requirements('eval'),
         'tests': read_requirements('tests'),
-        'all': read_requirements('eval') + read_requirements('tests'),
+        'demo': read_requirements('demo'),
+        'all': read_requirements('eval') + read_requirements('tests') +
+        read_requirements('demo'),
     },
     license='Apache License 2.0',
     zip_safe=False,

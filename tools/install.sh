@@ -35,12 +35,18 @@ if ! has mmcv==2.1.0 || ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; t
 fi
 pip install -q "${FIND_LINKS[@]}" torch==2.13.0 mmcv==2.1.0 \
   -r requirements/mminstall.txt -r requirements/runtime.txt \
-  -r requirements/eval.txt -r requirements/tests.txt
+  -r requirements/eval.txt -r requirements/tests.txt -r requirements/demo.txt
 pip install -q --no-build-isolation --no-deps -e .
 if ! command -v java >/dev/null 2>&1; then
   echo "[install] java not found: METEOR needs it (apt-get install -y default-jre-headless)"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null
+  fi
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "[install] chromium not found: the web demo's browser test needs it (apt-get install -y chromium chromium-driver)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 fi
 "$VENV/bin/python" -c "import torch, mmcv, mmcv.ops, mmdet, mmengine, transformers, peft; \

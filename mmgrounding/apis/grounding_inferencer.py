@@ -10,8 +10,10 @@ import contextlib
 import copy
 import os.path as osp
 import re
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import (Dict, Iterator, List, Optional, Sequence, Tuple,
+                    Union)
 
+import cv2
 import mmcv
 import numpy as np
 import pycocotools.mask as mask_utils
@@ -50,6 +52,23 @@ _GENERATION_KEYS = ('max_new_tokens', 'do_sample', 'temperature', 'top_p',
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating))
+
+def _depth(value) -> int:
+    """Nesting depth of numbers in ``value`` (a number: 0; None: -1)."""
+    if value is None:
+        return -1
+    if _is_number(value):
+        return 0
+    if isinstance(value, np.ndarray):
+        return value.ndim
+    if isinstance(value, (list, tuple)):
+        return 1 + max([_depth(v) for v in value] + [0])
+    return 0
+
+
+#: region prompt kind -> (argument name, ndim of one prompt, its shape rule)
+_PROMPT_KINDS = dict(box=('boxes', 1), click=('points', 1),
+                     scribble=('scribbles', 2))
 
 
 class GroundingInferencer(BaseInferencer):
@@ -186,6 +205,87 @@ class GroundingInferencer(BaseInferencer):
             out.append(arr)
         return out
 
+    @staticmethod
+    def _normalise_region_prompts(num: int, **given) -> List[list]:
+        """Per input, one ``(kind, array)`` per region placeholder.
+
+        ``given`` maps ``boxes`` / ``points`` / ``scribbles`` to per-input
+        lists with one entry per placeholder (one input: that list is
+        enough). Mixing kinds, align the lists with None where a placeholder
+        takes another kind: ``boxes=[b0, None], points=[None, p1]``.
+        """
+        slots = {}
+        for kind, (name, ndim) in _PROMPT_KINDS.items():
+            value = given.get(name)
+            if value is None:
+                slots[kind] = [[] for _ in range(num)]
+                continue
+            if num == 1 and isinstance(value, (list, tuple)) and value \
+                    and all(v is None for v in value):
+                value = [value]  # one input, no prompt of this kind
+            elif num == 1 and _depth(value) in (ndim, ndim + 1):
+                value = [[value]] if _depth(value) == ndim else [value]
+            value = list(value)
+            if len(value) != num:
+                raise ValueError(
+                    f'GroundingInferencer: {name} has {len(value)} entries '
+                    f'for {num} inputs; give one list per input')
+            slots[kind] = [list(v or []) for v in value]
+        out = []
+        for i in range(num):
+            n = max(len(slots[kind][i]) for kind in _PROMPT_KINDS)
+            regions = []
+            for k in range(n):
+                found = [(kind, slots[kind][i][k]) for kind in _PROMPT_KINDS
+                         if k < len(slots[kind][i])
+                         and slots[kind][i][k] is not None]
+                if len(found) != 1:
+                    names = [_PROMPT_KINDS[kind][0] for kind, _ in found]
+                    what = f'prompts in {names}' if found else 'no prompt'
+                    raise ValueError(
+                        f'GroundingInferencer: input {i}, region {k}: {what};'
+                        ' give exactly one of boxes/points/scribbles per '
+                        'placeholder (align the lists with None)')
+                kind, value = found[0]
+                arr = np.asarray(value, dtype=np.float32)
+                ok = np.isfinite(arr).all()
+                if kind == 'box':
+                    ok = ok and arr.shape == (4, ) and arr[2] > arr[0] \
+                        and arr[3] > arr[1]
+                elif kind == 'click':
+                    ok = ok and arr.shape == (2, )
+                else:
+                    ok = ok and arr.ndim == 2 and arr.shape[1] == 2 and \
+                        len(arr) >= 2
+                if not ok:
+                    raise ValueError(
+                        f'GroundingInferencer: input {i}, region {k}: bad '
+                        f'{_PROMPT_KINDS[kind][0][:-1]} {arr.tolist()} '
+                        '(box: x2 > x1, y2 > y1; point: [x, y]; scribble: '
+                        '>= 2 [x, y] points)')
+                regions.append((kind, arr))
+            out.append(regions)
+        return out
+
+    @staticmethod
+    def _region_entries(regions: list) -> Tuple[List[dict], List[dict]]:
+        """``regions`` (data contract: one xyxy box each) and
+        ``visual_prompts`` (``SampleVisualPrompts`` format, original
+        pixels) of ``(kind, array)`` region prompts. A click's box is its
+        pixel, a scribble's the box of its points."""
+        boxes, prompts = [], []
+        for kind, arr in regions:
+            if kind == 'box':
+                box = arr
+                prompts.append(dict(type='box', instance_id=None, box=arr))
+            else:
+                pts = arr.reshape(-1, 2)
+                box = np.concatenate([pts.min(0), pts.max(0) + 1])
+                prompts.append(dict(type=kind, instance_id=None,
+                                    points=pts.astype(np.float32)))
+            boxes.append(dict(bbox=box.astype(np.float32).tolist()))
+        return boxes, prompts
+
     def _question(self, prompt: Optional[str], task: str, index: int) -> str:
         if task == 'refseg':
             if not prompt or not prompt.strip():
@@ -200,11 +300,42 @@ class GroundingInferencer(BaseInferencer):
                              f"task={task!r} needs a prompt")
         return prompt
 
+    @staticmethod
+    def _normalise_history(history, num: int) -> List[List[Tuple[str, str]]]:
+        """Per input, the earlier ``(user, assistant)`` turns (maybe none)."""
+        if history is None:
+            return [[] for _ in range(num)]
+        history = list(history)
+
+        def is_turn(t) -> bool:
+            return isinstance(t, (list, tuple)) and len(t) == 2 and all(
+                isinstance(x, str) for x in t)
+
+        if num == 1 and all(is_turn(t) for t in history):
+            history = [history]  # the turns of the only input
+        if len(history) != num:
+            raise ValueError(
+                f'GroundingInferencer: history has {len(history)} entries for'
+                f' {num} inputs; give one list of (user, assistant) turns per'
+                ' input')
+        out = []
+        for i, turns in enumerate(history):
+            turns = list(turns or [])
+            if not all(is_turn(t) for t in turns):
+                raise ValueError(
+                    f'GroundingInferencer: history[{i}] must be a list of '
+                    '(user text, assistant text) pairs')
+            out.append([tuple(t) for t in turns])
+        return out
+
     def build_records(self,
                       inputs: Union[ImageType, Sequence[ImageType]],
                       prompt: Union[None, str, Sequence[Optional[str]]],
                       boxes: BoxesType = None,
-                      task: str = 'chat') -> List[dict]:
+                      task: str = 'chat',
+                      history=None,
+                      points=None,
+                      scribbles=None) -> List[dict]:
         """One data-contract record per (image, prompt) pair.
 
         A single image with several prompts (or one prompt for several
@@ -212,6 +343,13 @@ class GroundingInferencer(BaseInferencer):
         (unless the prompt already holds ``<image>``); there are no phrases
         (the answer is generated), except for ``task='refseg'`` whose single
         target is the expression (teacher-forced answer).
+
+        ``history`` (multi-turn chat) holds, per input, the earlier
+        ``(user, assistant)`` turns in order (one input: the list of turns is
+        enough). They come before the question; ``<image>`` goes into the
+        first user turn; the boxes fill the region placeholders of all user
+        turns in order, history first. Assistant texts are taken as plain
+        text (pass captions, not markup: earlier answers carry no targets).
 
         Raises:
             ValueError: unknown task, mismatched lengths, bad boxes, or a
@@ -233,28 +371,49 @@ class GroundingInferencer(BaseInferencer):
                 'of either')
         if not images:
             raise ValueError('GroundingInferencer: no inputs')
-        per_boxes = self._normalise_boxes(boxes, len(images))
+        if points is None and scribbles is None:
+            per_boxes = self._normalise_boxes(boxes, len(images))
+            per_regions = [[('box', b) for b in box] for box in per_boxes]
+        else:
+            per_regions = self._normalise_region_prompts(
+                len(images), boxes=boxes, points=points, scribbles=scribbles)
+            per_boxes = per_regions
+        per_history = self._normalise_history(history, len(images))
         records = []
-        for i, (img, text, box) in enumerate(zip(images, prompts,
-                                                 per_boxes)):
+        for i, (img, text, box, turns) in enumerate(
+                zip(images, prompts, per_boxes, per_history)):
             question = self._question(text, task, i)
-            n_slots = len(_REGION_RE.findall(question))
-            if n_slots != len(box):
+            users = [u for u, _ in turns] + [question]
+            n_slots = sum(len(_REGION_RE.findall(u)) for u in users)
+            if n_slots != len(box):  # box: this input's region prompts
+                what = f'{len(box)} box(es)' if points is None and \
+                    scribbles is None else f'{len(box)} region prompt(s)'
+                where = 'the prompt' if not turns else \
+                    'the prompt and its history'
                 raise ValueError(
-                    f'GroundingInferencer: input {i}: the prompt has '
+                    f'GroundingInferencer: input {i}: {where} has '
                     f'{n_slots} region placeholder(s) '
-                    f'({"/".join(REGION_PLACEHOLDERS)}) but {len(box)} '
-                    f'box(es) were given; prompt: {question!r}')
-            if _IMAGE not in question:
-                question = f'{_IMAGE}\n{question}'
+                    f'({"/".join(REGION_PLACEHOLDERS)}) but '
+                    f'{what} were given; prompt: {question!r}')
+            if not any(_IMAGE in u for u in users):
+                users[0] = f'{_IMAGE}\n{users[0]}'
+            conversations = []
+            for (_, answer), user in zip(turns, users):
+                conversations += [dict(role='user', text=user),
+                                  dict(role='assistant', text=answer)]
+            conversations.append(dict(role='user', text=users[-1]))
             record = dict(
                 img_id=i,
                 source='inferencer',
                 task=task,
-                conversations=[dict(role='user', text=question)],
-                regions=[dict(bbox=b.tolist()) for b in box],
+                conversations=conversations,
+                regions=[],
                 instances=[],
                 expression=text if task == 'refseg' else None)
+            record['regions'], visual_prompts = self._region_entries(
+                per_regions[i])
+            if points is not None or scribbles is not None:
+                record['visual_prompts'] = visual_prompts
             if isinstance(img, np.ndarray):
                 if img.ndim not in (2, 3) or (img.ndim == 3
                                               and img.shape[2] != 3):
@@ -275,9 +434,31 @@ class GroundingInferencer(BaseInferencer):
             records.append(record)
         return records
 
+    @staticmethod
+    def _add_scribble_masks(record: dict) -> dict:
+        """Rasterise each scribble (``mask`` float32 [H, W], 3 px wide, as
+        ``SampleVisualPrompts``' default ``scribble_width``)."""
+        prompts = record.get('visual_prompts') or []
+        if not any(p['type'] == 'scribble' for p in prompts):
+            return record
+        if 'img' in record:
+            h, w = record['img'].shape[:2]
+        else:
+            from PIL import Image
+            with Image.open(record['img_path']) as im:
+                w, h = im.size
+        record = dict(record, visual_prompts=[dict(p) for p in prompts])
+        for p in record['visual_prompts']:
+            if p['type'] == 'scribble':
+                canvas = np.zeros((h, w), np.uint8)
+                pts = np.round(p['points']).astype(np.int32)[:, None]
+                cv2.polylines(canvas, [pts], False, 1, thickness=3)
+                p['mask'] = canvas.astype(np.float32)
+        return record
+
     def _prepare(self, record: dict) -> dict:
         """Pipeline one record; check its boxes against the image size."""
-        data = self.pipeline(dict(record))
+        data = self.pipeline(self._add_scribble_masks(dict(record)))
         sample = data['data_samples']
         h, w = sample.metainfo['ori_shape'][:2]
         boxes = sample.region_bboxes
@@ -334,6 +515,9 @@ class GroundingInferencer(BaseInferencer):
                  prompt: Union[None, str, Sequence[Optional[str]]] = None,
                  boxes: BoxesType = None,
                  task: str = 'chat',
+                 history=None,
+                 points=None,
+                 scribbles=None,
                  batch_size: int = 1,
                  return_datasamples: bool = False,
                  max_new_tokens: Optional[int] = None,
@@ -359,6 +543,15 @@ class GroundingInferencer(BaseInferencer):
                 of xyxy boxes in original pixels, the k-th box for the k-th
                 placeholder (one input: a list of boxes is enough).
             task: ``'chat'``, ``'gcg'`` or ``'refseg'``.
+            history: earlier ``(user, assistant)`` turns of a multi-turn
+                chat, per input (see :meth:`build_records`); their
+                ``<bbox>`` placeholders take the first boxes.
+            points, scribbles: click ``[x, y]`` and scribble (list of
+                ``[x, y]``) prompts, per input one entry per placeholder like
+                ``boxes``; mixing kinds, align the lists with None (the k-th
+                placeholder takes the one kind not None at k). They need a
+                model with a visual prompt encoder (``prompt_encoder``,
+                LLaVA-Grounding); GLaMM takes boxes only.
             batch_size: samples per forward (batched, left-padded
                 generation).
             return_datasamples: return the filled ``DetDataSample``s instead
@@ -383,7 +576,17 @@ class GroundingInferencer(BaseInferencer):
         if batch_size < 1:
             raise ValueError(f'GroundingInferencer: batch_size must be >= 1, '
                              f'got {batch_size}')
-        records = self.build_records(inputs, prompt, boxes, task)
+        records = self.build_records(inputs, prompt, boxes, task, history,
+                                     points, scribbles)
+        kinds = {p['type'] for r in records for p in r.get('visual_prompts',
+                                                             [])}
+        if kinds - {'box'} and getattr(self.model, 'prompt_encoder',
+                                       None) is None:
+            raise ValueError(
+                f'GroundingInferencer: {type(self.model).__name__} takes box '
+                f'prompts only (no prompt_encoder); got '
+                f'{sorted(kinds - {"box"})} prompts: points and scribbles '
+                'need a model with a visual prompt encoder (LLaVA-Grounding)')
         batches = self.preprocess(records, batch_size=batch_size)
         preds: List[DetDataSample] = []
         with self._model_settings(

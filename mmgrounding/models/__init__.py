@@ -6,3 +6,5 @@ from .losses import *  # noqa: F401,F403
 from .projectors import *  # noqa: F401,F403
 from .region_encoders import *  # noqa: F401,F403
 from .vision_encoders import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .task_modules import *  # noqa: F401,F403

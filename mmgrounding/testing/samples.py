@@ -115,7 +115,9 @@ def make_glamm_batch(model,
         attention[i, sl] = 1
 
     clip_size = model.vision_encoder.image_size
-    g_size = model.data_preprocessor.grounding_size  # the head's view
+    # the head's view: the preprocessor's, else the head's own input size
+    g_size = getattr(model.data_preprocessor, 'grounding_size', None) or \
+        model.grounding_head.image_size
     sizes = []
     for h, w in ori_sizes:
         scale = g_size / max(h, w)

@@ -56,6 +56,16 @@ FIXTURES = {
         ann_file='region_caption/train.json'),
     ('RegionCaptionDataset', 'vg', False): dict(
         ann_file='region_caption/test_caption.json'),
+    ('GVCDataset', None, True): dict(
+        ann_file='gvc/grounded_visual_chat_data.json',
+        instances_file='coco/instances.json'),
+    ('GVCDataset', None, False): dict(
+        ann_file='gvc/grounded_visual_chat_data.json',
+        instances_file='coco/instances.json'),
+    ('Flickr30kEntitiesDataset', None, True): dict(
+        ann_file='flickr30k/final_flickr_separateGT_train.json'),
+    ('LLaVAInstructDataset', None, True): dict(
+        ann_file='llava_instruct/llava_instruct_150k.json'),
 }
 FORMAT_TYPES = {'GCGDataset', 'RegionCaptionDataset'}
 INFINITE_SAMPLERS = {'InfiniteSampler', 'MultiSourceSampler',

@@ -58,6 +58,19 @@ def test_baselines_hand_computed(world):
         (16 / (16 + eps) + 0) / (2 + eps))
     # named shape: 'square' twice -> the referent
     assert scores['named shape']['cIoU'] == pytest.approx(1.0)
+
+
+def test_rec_accuracy_hand_computed(world):
+    """REC Acc@0.5 of each heuristic's mask box vs the referent's box.
+
+    Referent box [0, 0, 4, 4] (16 px); the circle's box [6, 6, 8, 8]."""
+    scores = _tool().evaluate_baselines(str(world), 'val')
+    # every shape: union box [0, 0, 8, 8] (64 px), IoU 16 / 64 = 0.25: miss
+    assert scores['every shape']['rec_acc'] == 0.0
+    assert scores['largest object']['rec_acc'] == 1.0
+    # 'red' -> the referent (hit); 'blue' -> the circle (IoU 0): 1 of 2
+    assert scores['named colour']['rec_acc'] == 0.5
+    assert scores['named shape']['rec_acc'] == 1.0
     assert scores['named shape']['num_expressions'] == 2
 
 
@@ -69,4 +82,5 @@ def test_unknown_split_raises(world):
 def test_table_is_scaled_like_the_metrics(world):
     tool = _tool()
     table = tool.format_table(tool.evaluate_baselines(str(world), 'val'))
-    assert '| every shape | 80.00 | 80.00 | 2 |' in table
+    assert '| every shape | 80.00 | 80.00 | 0.00 | 2 |' in table
+    assert '| largest object | 100.00 | 100.00 | 100.00 | 2 |' in table

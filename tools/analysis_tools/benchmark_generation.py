@@ -13,10 +13,12 @@ exactly ``--new-tokens`` tokens (eos ignored) so that tokens/s compare.
 """
 import argparse
 import os
+import sys
 import tempfile
 import time
 
 import torch
+from mmengine.utils import ProgressBar
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
@@ -116,7 +118,9 @@ def main():
         # warm-up
         model.generate_batch(ref_inputs, None,
                              **dict(no_eos, max_new_tokens=2))
+        bar = ProgressBar(args.reference_samples, file=sys.stderr)
         for i in range(args.reference_samples):
+            bar.update()  # outside the timed call
             start = time.perf_counter()
             ref = model.generate_reference(
                 ref_inputs,
@@ -129,11 +133,14 @@ def main():
             one = {k: v[i:i + 1] for k, v in ref_inputs.items()}
             ours = model.generate_batch(one, None, **no_eos)
             matches += int(torch.equal(ours.sequences, ref.sequences))
+    sys.stderr.write('\n')
     ref_tps = ref_tokens / ref_time
 
     rows = [('official loop (bs 1, no cache)', 1, ref_tokens, ref_time,
              ref_tps, 1.0)]
+    bar = ProgressBar(len(args.batch_sizes), file=sys.stderr)
     for batch in args.batch_sizes:
+        bar.update()  # before the timed repeats
         inputs = make_inputs(model, batch, args, gen)
         elapsed = float('inf')
         with torch.no_grad():
@@ -145,6 +152,7 @@ def main():
         tps = tokens / elapsed
         rows.append((f'batched KV cache (bs {batch})', batch, tokens, elapsed,
                      tps, tps / ref_tps))
+    sys.stderr.write('\n')
 
     lm_params = sum(p.numel() for p in model.parameters())
     print(f'model: {lm_params / 1e6:.2f} M parameters, '

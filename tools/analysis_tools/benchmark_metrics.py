@@ -10,6 +10,7 @@ started once, AP50, mIoU, recall with the text encoder). Prints a table.
 """
 import argparse
 import os
+import sys
 import time
 from typing import Dict, List, Optional
 
@@ -17,6 +18,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from mmengine.utils import ProgressBar  # noqa: E402
 from terminaltables import AsciiTable  # noqa: E402
 
 WORDS = ('man woman child dog cat car bus tree road house window door red '
@@ -84,10 +86,13 @@ def run(num_images: int = 1000,
     metric = GCGMetric(text_encoder=text_encoder or dict(
         type='HFTextEncoder'))
     times: Dict[str, float] = {}
+    bar = ProgressBar((len(samples) + 15) // 16, file=sys.stderr)
     t0 = time.perf_counter()
     for start in range(0, len(samples), 16):
         metric.process({}, samples[start:start + 16])
+        bar.update()  # microseconds next to a chunk's RLE encoding
     times['process (RLE encode)'] = time.perf_counter() - t0
+    sys.stderr.write('\n')
     results = metric.results
     t = time.perf_counter()
     captions = metric._caption_scores(results)

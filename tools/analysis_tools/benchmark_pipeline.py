@@ -15,10 +15,12 @@ browse_dataset.py (e.g. ``configs/_base_/datasets/synthetic_sources.py
 """
 import argparse
 import copy
+import sys
 import time
 from collections import OrderedDict
 
 from mmengine.config import Config, DictAction
+from mmengine.utils import ProgressBar
 
 
 def parse_args():
@@ -65,7 +67,9 @@ def time_transforms(dataset, num: int, warmup: int) -> OrderedDict:
     for k, t in enumerate(transforms):
         totals[f'{k}:{type(t).__name__}'] = 0.0
     indices = spread(num + warmup, len(dataset))
+    bar = ProgressBar(len(indices), file=sys.stderr)  # stdout: the table
     for i, idx in enumerate(indices):
+        bar.update()  # outside the timed transforms
         results = copy.deepcopy(dataset.get_data_info(idx))
         for k, t in enumerate(transforms):
             start = time.perf_counter()
@@ -75,6 +79,7 @@ def time_transforms(dataset, num: int, warmup: int) -> OrderedDict:
                     time.perf_counter() - start
             if results is None:
                 break
+    sys.stderr.write('\n')
     return totals, num
 
 
@@ -97,10 +102,13 @@ def main():
     indices = spread(args.warmup + args.num, len(dataset))
     for idx in indices[:args.warmup]:
         dataset[idx]
+    bar = ProgressBar(args.num, file=sys.stderr)
     start = time.perf_counter()
     for idx in indices[args.warmup:]:
         dataset[idx]
+        bar.update()  # microseconds next to a whole pipeline run
     total = time.perf_counter() - start
+    sys.stderr.write('\n')
     timed = args.num
 
     header = f'{"dataset":<28}{"transform":<36}{"ms/sample":>11}' \

@@ -32,6 +32,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.evaluator import Evaluator  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.utils import ProgressBar  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -125,8 +126,15 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
             raise ValueError(f'{args.pkl_results}: expected a non-empty list '
                              'of data samples (tools/test.py --out)')
         evaluator = Evaluator(_evaluator_cfgs(cfg))
-        metrics = evaluator.offline_evaluate(
-            predictions, chunk_size=args.chunk_size)
+        # Evaluator.offline_evaluate's loop (process chunk by chunk, then
+        # evaluate), with a progress bar
+        bar = ProgressBar(len(predictions), file=sys.stderr)
+        for start in range(0, len(predictions), args.chunk_size):
+            chunk = list(predictions[start:start + args.chunk_size])
+            evaluator.process(chunk, None)
+            bar.update(len(chunk))
+        sys.stderr.write('\n')
+        metrics = evaluator.evaluate(len(predictions))
     print_log(json.dumps(metrics, indent=1), logger='current')
     if args.out:
         mmengine.dump(metrics, args.out)

@@ -230,7 +230,7 @@ class FormatGroundedConversation(BaseTransform):
             if 'suffix' in rules and any(p['turn'] == i + 1
                                          for p in phrases):
                 suffix = self._choose(rules['suffix'], rng)
-                if not messages[i].endswith(suffix):
+                if not messages[i].rstrip().endswith(suffix.strip()):
                     messages[i] = messages[i] + suffix
         return messages, phrases
 

@@ -184,3 +184,16 @@ def test_built_from_registry():
     assert isinstance(fmt, FormatGroundedConversation)
     with pytest.raises(ValueError):
         FormatGroundedConversation(style='other')
+
+
+def test_llava_g_grounding_request_not_doubled(record):
+    """A question that already asks '(with grounding)' (the GVC files do,
+    after a space) gets no second request."""
+    record = copy.deepcopy(record)
+    record['conversations'][0]['text'] = \
+        '<image>\nDescribe the image. (with grounding)'
+    out = FormatGroundedConversation(
+        style='llava_g', task_templates='default')(record)
+    assert out['text'].count('(with grounding)') == 1
+    assert 'USER: <image>\nDescribe the image. (with grounding) ' \
+           'ASSISTANT: <g_s>' in out['text']

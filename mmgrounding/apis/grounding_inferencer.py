@@ -29,6 +29,7 @@ from mmengine.utils import mkdir_or_exist
 
 from mmgrounding.datasets.gcg import GCG_QUESTION
 from mmgrounding.datasets.transforms.conversation import REGION_PLACEHOLDERS
+from mmgrounding.datasets.transforms.conversation import fill_phrase
 from mmgrounding.datasets.transforms.templates import GLAMM_REFSEG_QUESTIONS
 
 ImageType = Union[str, np.ndarray]
@@ -291,7 +292,7 @@ class GroundingInferencer(BaseInferencer):
                 raise ValueError(f'GroundingInferencer: input {index}: '
                                  "task='refseg' needs the referring "
                                  'expression as prompt')
-            return REFSEG_QUESTION.format(phrase=' '.join(prompt.split()))
+            return fill_phrase(REFSEG_QUESTION, ' '.join(prompt.split()))
         if prompt is None:
             if task == 'gcg':
                 return GCG_PROMPT

@@ -41,7 +41,8 @@ def build_tiny_tokenizer(save_dir: str,
                          words: Optional[Iterable[str]] = None,
                          include_model_tokens: bool = True,
                          vocab_size: Optional[int] = None,
-                         lowercase: bool = True):
+                         lowercase: bool = True,
+                         spiece_underline: bool = False):
     """Build, save and return a tiny word-level fast tokenizer.
 
     Args:
@@ -55,6 +56,9 @@ def build_tiny_tokenizer(save_dir: str,
             the model tokens) with filler words ``w0, w1, ...`` to exactly
             this size (e.g. 32000 for a Vicuna-sized vocabulary).
         lowercase: lowercase text before the lookup.
+        spiece_underline: also hold SentencePiece's ``▁`` piece (after the
+            words), which ``TokenizeConversation(tokenization='official')``
+            needs for the lone dummy prefix of the released GLaMM stream.
 
     Returns:
         ``transformers.PreTrainedTokenizerFast`` with bos ``<s>``, eos
@@ -70,6 +74,8 @@ def build_tiny_tokenizer(save_dir: str,
         if lowercase and word not in BASE_SPECIAL_TOKENS:
             word = word.lower()
         vocab.setdefault(word, len(vocab))
+    if spiece_underline:
+        vocab.setdefault('\u2581', len(vocab))
     if vocab_size is not None:
         if vocab_size < len(vocab):
             raise ValueError(f'vocab_size={vocab_size} is below the '

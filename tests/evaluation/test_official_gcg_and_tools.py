@@ -87,10 +87,14 @@ def test_loader_equals_metric_on_samples(tmp_path):
     metric.process({}, samples_like_official())
     ours = metric.compute_metrics(metric.results)
     assert official == pytest.approx(ours)
-    # hand-computed: mIoU (1 + 1) / 2; recall 2 of 3 phrases; AP: sa_1
-    # ranks first (sorted ids): C TP; then A TP, C FP -> recall 2/3
+    # hand-computed: mIoU (1 + 1) / 2; recall 2 of 3 phrases; AP50 (all
+    # scores 1, stable sort): sa_1 ranks first (sorted ids): C TP; then sa_2
+    # in file order: A TP, C FP (no overlap with A or B). Precision envelope
+    # 1, 1, 2/3 at recall 1/3, 2/3, 2/3; of COCO's 101 recall points
+    # 0.00 .. 1.00, the 67 points 0.00 .. 0.66 get precision 1, the rest 0.
     assert official['mIoU'] == pytest.approx(100.0)
     assert official['recall'] == pytest.approx(200 / 3)
+    assert official['AP50'] == pytest.approx(100 * 67 / 101)
     # missing file: error as the official script, or empty when asked
     (pred_dir / 'sa_1.json').unlink()
     with pytest.raises(FileNotFoundError, match='sa_1.json'):

@@ -90,10 +90,12 @@ CASES = _cases()
 @pytest.fixture(scope='module')
 def tokenizers(tmp_path_factory):
     """A tokenizer lacking the model tokens (the 7B pipelines add them, as
-    for Vicuna) and one that has them (the synthetic world's kind)."""
+    for Vicuna; with Llama's ``▁`` piece for their official tokenization)
+    and one that has them (the synthetic world's kind)."""
     bare = tmp_path_factory.mktemp('tok_bare')
     full = tmp_path_factory.mktemp('tok_full')
-    build_tiny_tokenizer(str(bare), include_model_tokens=False)
+    build_tiny_tokenizer(str(bare), include_model_tokens=False,
+                         spiece_underline=True)
     build_tiny_tokenizer(str(full), include_model_tokens=True)
     return dict(bare=str(bare), full=str(full))
 

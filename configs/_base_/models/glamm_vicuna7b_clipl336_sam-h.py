@@ -15,6 +15,11 @@ model = dict(
         clip_size=336,
         clip_mode='crop',  # CLIPImageProcessor: shortest side + centre crop
         grounding_size=1024,  # SAM: longest side 1024, padded
+        # official region frame (official_releases.md §1.7): region boxes
+        # scaled to 336 with independent x / y factors, whatever the centre
+        # crop; 'view' (the image's own resize + crop) is this project's
+        # option for models trained here
+        region_box_mode='stretch',
         pad_token_id=0),  # Vicuna: pad = unk (id 0)
     vision_encoder=dict(
         type='HFVisionEncoder',
@@ -54,7 +59,11 @@ model = dict(
         query_channels=1024,
         pos_hidden_channels=256,
         num_fuse=5,
-        norm_cfg=dict(type='GN', num_groups=64)),
+        norm_cfg=dict(type='GN', num_groups=64),
+        # official: the [0, 1] boxes x 224 on maps spanning 336 px (RoIs in
+        # the top-left 224 / 336, as the released weights were trained);
+        # None places RoIs at the boxes' true positions (our option)
+        roi_box_scale=224),
     seg_projector=dict(
         type='MLPProjector',
         in_channels=4096,

@@ -33,6 +33,27 @@ STYLES = dict(
 )
 
 
+_ARTICLES = ('a', 'an', 'the')
+
+
+def fill_phrase(template: str, phrase: str) -> str:
+    """``template`` with ``{phrase}`` replaced by ``phrase``, without a
+    doubled article.
+
+    GLaMM's referring-segmentation question "Can you segment the {phrase} in
+    this image?" reads "segment the the red circle" when the expression
+    itself starts with an article; the template's article is then dropped
+    (a project fix: the official code formats the string as is).
+    """
+    head, tail = template.split('{phrase}', 1)
+    first = phrase.split(' ', 1)[0].lower()
+    last = head.rstrip().rsplit(' ', 1)[-1]
+    if first in _ARTICLES and head.endswith(' ') and \
+            last.lower() in _ARTICLES:
+        head = head.rstrip()[:-len(last)]
+    return head + phrase + tail.replace('{phrase}', phrase)
+
+
 @TRANSFORMS.register_module()
 class FormatGroundedConversation(BaseTransform):
     """Insert a model's grounding markup and apply its chat template.
@@ -225,8 +246,8 @@ class FormatGroundedConversation(BaseTransform):
                     f'phrase {j} is empty; a {results.get("task")!r} '
                     'template needs the referring expression')
             shown = text.lower() if rules.get('lowercase') else text
-            question = self._choose(rules['questions'], rng).format(
-                phrase=shown)
+            question = fill_phrase(self._choose(rules['questions'], rng),
+                                   shown)
             if j == 0:
                 question = IMAGE_PLACEHOLDER + '\n' + question
             head, tail = self._choose(rules['answers'], rng).split('{seg}')

@@ -1,5 +1,7 @@
-"""Tokenise a templated grounded conversation in one call."""
-from typing import List, Optional, Sequence
+"""Tokenise a templated grounded conversation: in one call, or as the
+official GLaMM release does (slow Llama rules with image-token splicing)."""
+import re
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -17,9 +19,32 @@ IGNORE_INDEX = -100
 class TokenizeConversation(BaseTransform):
     """Token ids, labels and grounding targets of a formatted conversation.
 
-    Runs after :class:`FormatGroundedConversation`. The whole ``text`` is
-    tokenised in ONE call with ``return_offsets_mapping=True`` (BOS prepended
-    once); everything else is derived from character offsets:
+    Runs after :class:`FormatGroundedConversation`. With
+    ``tokenization='single_call'`` (default) the whole ``text`` is tokenised
+    in ONE call with ``return_offsets_mapping=True`` (BOS prepended once).
+    ``tokenization='official'`` reproduces the id stream the released GLaMM
+    checkpoints were trained and evaluated with (official_releases.md §1.6:
+    the transformers-4.28 slow Llama tokenizer behind ``tokenizer_image_token``):
+
+    1. the text is split at the image token; each chunk is tokenised on its
+       own and the chunks are joined with the image token id; BOS once, at
+       the start;
+    2. inside a chunk the text is cut at added tokens (``<im_start>``,
+       ``[SEG]``, ``</s>`` ...); whitespace next to an added token that is
+       not bos/eos/unk/pad is stripped (slow tokenizers strip both sides of
+       tokens added by ``add_tokens``), so ``"<p> a dog </p> [SEG]"`` is
+       ``<p> ▁a ▁dog </p> [SEG]``;
+    3. every text piece is encoded separately by the SentencePiece model,
+       which gives each piece the dummy prefix ``▁`` (``"[SEG]."`` ends in
+       ``▁.``, ``"</s>USER"`` in ``▁USER``);
+    4. a chunk that starts with an added token starts with a lone ``▁``
+       (Vicuna id 29871): the released ids read ``<im_start> <image> ▁
+       <im_end>`` (GLaMM issue #32).
+
+    The tokenizer must be a fast SentencePiece-style tokenizer (Llama's
+    ``tokenizer.json``: prepend-``▁`` normaliser) holding the ``▁`` piece;
+    each piece is encoded with it, so offsets stay exact. Everything else is
+    derived from character offsets:
 
     - ``labels``: the token id where the token overlaps an assistant answer
       span (answer text and its ``</s>``), -100 elsewhere;
@@ -64,7 +89,12 @@ class TokenizeConversation(BaseTransform):
             what the language model adds.
         add_bos (bool): Prepend the tokenizer's BOS token.
         truncation (str): ``'drop_rounds'`` or ``'error'``.
+        tokenization (str): ``'single_call'`` or ``'official'`` (the
+            released GLaMM id stream; use it with converted releases).
     """
+
+    #: the SentencePiece dummy-prefix / word-boundary piece
+    SPIECE_UNDERLINE = '\u2581'
 
     def __init__(self,
                  tokenizer: dict,
@@ -75,7 +105,8 @@ class TokenizeConversation(BaseTransform):
                  region_token: str = '<bbox>',
                  special_tokens: Optional[Sequence[str]] = None,
                  add_bos: bool = True,
-                 truncation: str = 'drop_rounds') -> None:
+                 truncation: str = 'drop_rounds',
+                 tokenization: str = 'single_call') -> None:
         if 'pretrained_model_name_or_path' not in tokenizer:
             raise ValueError('tokenizer needs pretrained_model_name_or_path')
         if num_image_tokens < 1:
@@ -84,6 +115,10 @@ class TokenizeConversation(BaseTransform):
         if truncation not in ('drop_rounds', 'error'):
             raise ValueError("truncation must be 'drop_rounds' or 'error', "
                              f'got {truncation!r}')
+        if tokenization not in ('single_call', 'official'):
+            raise ValueError("tokenization must be 'single_call' or "
+                             f"'official', got {tokenization!r}")
+        self.tokenization = tokenization
         self.tokenizer_cfg = dict(tokenizer)
         self.num_image_tokens = num_image_tokens
         self.max_length = max_length
@@ -136,12 +171,22 @@ class TokenizeConversation(BaseTransform):
             if self.add_bos and tok.bos_token_id is None:
                 raise ValueError(f'tokenizer at {path!r} has no BOS token; '
                                  'set add_bos=False')
+            if self.tokenization == 'official':
+                ids['spiece'] = tok.convert_tokens_to_ids(
+                    self.SPIECE_UNDERLINE)
+                if ids['spiece'] in (None, tok.unk_token_id):
+                    raise ValueError(
+                        f"tokenization='official' needs a SentencePiece "
+                        f"tokenizer with the {self.SPIECE_UNDERLINE!r} "
+                        f'piece; the tokenizer at {path!r} has none')
             self._ids = ids
             self._tokenizer = tok
         return self._tokenizer
 
     # ------------------------------------------------------------------ steps
     def _encode(self, text: str):
+        if self.tokenization == 'official':
+            return self._encode_official(text)
         tok = self.tokenizer
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
         ids = list(enc['input_ids'])
@@ -149,6 +194,67 @@ class TokenizeConversation(BaseTransform):
         if self.add_bos:
             ids.insert(0, tok.bos_token_id)
             offsets.insert(0, (0, 0))
+        return np.asarray(ids, dtype=np.int64), np.asarray(
+            offsets, dtype=np.int64).reshape(-1, 2)
+
+    def _encode_official(self, text: str):
+        """Ids and char offsets by the official rules (class docstring)."""
+        tok = self.tokenizer
+        added = sorted((t for t in tok.get_added_vocab()
+                        if t != self.image_token), key=len, reverse=True)
+        keep_space = {tok.bos_token, tok.eos_token, tok.unk_token,
+                      tok.pad_token}
+        split = re.compile('|'.join(map(re.escape, added))) if added \
+            else None
+        ids: List[int] = []
+        offsets: List[Tuple[int, int]] = []
+        if self.add_bos:
+            ids.append(tok.bos_token_id)
+            offsets.append((0, 0))
+        start = 0
+        for c, chunk in enumerate(text.split(self.image_token)):
+            if c > 0:
+                ids.append(self._ids['image_token'])
+                offsets.append((start - len(self.image_token), start))
+            pieces = []  # [start, end, is_added] within the chunk
+            last = 0
+            for m in (split.finditer(chunk) if split else ()):
+                if m.start() > last:
+                    pieces.append([last, m.start(), False])
+                pieces.append([m.start(), m.end(), True])
+                last = m.end()
+            if last < len(chunk):
+                pieces.append([last, len(chunk), False])
+
+            def strips(k):
+                return (0 <= k < len(pieces) and pieces[k][2]
+                        and chunk[pieces[k][0]:pieces[k][1]] not in keep_space)
+
+            for k, piece in enumerate(pieces):
+                if piece[2]:
+                    continue
+                if strips(k - 1):
+                    while piece[0] < piece[1] and chunk[piece[0]].isspace():
+                        piece[0] += 1
+                if strips(k + 1):
+                    while piece[1] > piece[0] and chunk[piece[1] - 1].isspace():
+                        piece[1] -= 1
+            if pieces and pieces[0][2]:  # the chunk's lone dummy prefix
+                ids.append(self._ids['spiece'])
+                offsets.append((start, start))
+            for s, e, is_added in pieces:
+                if s >= e:
+                    continue
+                if is_added:
+                    ids.append(tok.convert_tokens_to_ids(chunk[s:e]))
+                    offsets.append((start + s, start + e))
+                    continue
+                enc = tok(chunk[s:e], add_special_tokens=False,
+                          return_offsets_mapping=True)
+                ids.extend(enc['input_ids'])
+                offsets.extend((start + s + a, start + s + b)
+                               for a, b in enc['offset_mapping'])
+            start += len(chunk) + len(self.image_token)
         return np.asarray(ids, dtype=np.int64), np.asarray(
             offsets, dtype=np.int64).reshape(-1, 2)
 
@@ -326,4 +432,5 @@ class TokenizeConversation(BaseTransform):
                 f'num_image_tokens={self.num_image_tokens}, '
                 f'max_length={self.max_length}, '
                 f'grounding_token={self.grounding_token!r}, '
-                f'truncation={self.truncation!r})')
+                f'truncation={self.truncation!r}, '
+                f'tokenization={self.tokenization!r})')

@@ -85,13 +85,27 @@ def test_glamm_refseg_bare_token():
     ]
 
 
+def test_fill_phrase_drops_a_doubled_article():
+    from mmgrounding.datasets.transforms.conversation import fill_phrase
+    q = 'Can you segment the {phrase} in this image?'
+    assert fill_phrase(q, 'the red circle') == \
+        'Can you segment the red circle in this image?'
+    assert fill_phrase(q, 'a dog') == 'Can you segment a dog in this image?'
+    assert fill_phrase(q, 'man on left') == \
+        'Can you segment the man on left in this image?'
+    assert fill_phrase(q, 'theatre seat') == \
+        'Can you segment the theatre seat in this image?'
+    assert fill_phrase('Please segment {phrase} in this image.',
+                       'the cat') == 'Please segment the cat in this image.'
+
+
 def test_glamm_refseg_templates_first_and_seeded():
     fmt = FormatGroundedConversation(style='glamm', task_templates='default')
     out = fmt(_refseg_record())
     assert out['text'] == (
-        f'{GLAMM_SYSTEM} USER: {GLAMM_PREFIX}Can you segment the the red '
+        f'{GLAMM_SYSTEM} USER: {GLAMM_PREFIX}Can you segment the red '
         'circle in this image? ASSISTANT: It is [SEG].</s>USER: Can you '
-        'segment the the blue square in this image? ASSISTANT: It is '
+        'segment the blue square in this image? ASSISTANT: It is '
         '[SEG].</s>')
     assert [(p['turn'], p['text']) for p in out['phrases']] == [
         (1, 'the red circle'), (3, 'the blue square')

@@ -51,11 +51,11 @@ def _build(cfg, tokenizer_dir):
         return MODELS.build(model_cfg)
 
 
-def test_both_training_stages_have_configs():
-    assert set(CONFIGS) >= {'30k', '10k'}, CONFIGS
+def test_the_three_training_stages_have_configs():
+    assert set(CONFIGS) >= {'30k', '10k', '20k'}, CONFIGS
 
 
-@pytest.mark.parametrize('stage', ['30k', '10k'])
+@pytest.mark.parametrize('stage', ['30k', '10k', '20k'])
 def test_stage_config_builds(stage, vicuna_tokenizer):
     cfg = Config.fromfile(str(CONFIGS[stage]))
     model = _build(cfg, vicuna_tokenizer)
@@ -72,10 +72,20 @@ def test_stage_config_builds(stage, vicuna_tokenizer):
     # position entries, without the dead lang_mapper) trains in both stages
     head = model.grounding_head
     assert abs(_count(head) - 53_563_322) < 10_000, _count(head)
-    assert _count(head, True) == _count(head)
     assert _count(model.vision_encoder, True) == 0
     lm = model.language_model
     embed_and_head = 2 * 32005 * 4096
+    if stage == '20k':  # stage 3: only the visual-prompt encoder trains
+        enc = model.prompt_encoder
+        # design note §7: 54.03 M incl. obj_projector (1.05 M) minus the
+        # three dead official tensors not built (0.39 M)
+        assert abs(_count(enc) - 53.64e6) < 0.02e6, _count(enc)
+        assert _count(model, True) == _count(enc, True) == _count(enc)
+        assert model.grounding_loss is False
+        assert cfg.train_dataloader.batch_size * 8 == 16
+        assert cfg.train_cfg.max_iters == 20000
+        return
+    assert _count(head, True) == _count(head)
     if stage == '30k':  # stage 1: LLM frozen but for the token rows
         assert _count(lm, True) == embed_and_head
         assert cfg.optim_wrapper.optimizer.lr == 1e-4

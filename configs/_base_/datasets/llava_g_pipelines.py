@@ -36,3 +36,18 @@ llava_g_test_pipeline = [
     _tokenize,
     dict(type='PackGroundingInputs')
 ]
+
+# Stage 3 (<obj> visual prompts): a click, box or scribble per region, drawn
+# from the region's object (Semantic-SAM style; scribbles reach the encoder
+# as their box, the official demo's reduction)
+llava_g_vp_train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadGroundingAnnotations'),
+    dict(
+        type='SampleVisualPrompts',
+        prompt_types=dict(click=1.0, box=1.0, scribble=1.0)),
+    dict(type='FormatGroundedConversation', style='llava_g',
+         task_templates='default'),
+    _tokenize,
+    dict(type='PackGroundingInputs')
+]

@@ -180,6 +180,7 @@ class OpenSeeDGroundingHead(BaseModule):
             (statistics over the batch's real tokens; running statistics
             at eval, so batched == unbatched there) is the remedy measured
             for the tiny GLaMM (``reference/tiny_models.md``).
+        trainable: False freezes the whole grounding model (stage 3).
     """
 
     target_kind: str = 'instances'
@@ -196,6 +197,7 @@ class OpenSeeDGroundingHead(BaseModule):
                  softmax_threshold: float = 0.2,
                  mask_threshold: float = 0.0,
                  prompt_norm: Optional[dict] = None,
+                 trainable: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if predict_rule not in ('top1', 'softmax'):
@@ -234,6 +236,11 @@ class OpenSeeDGroundingHead(BaseModule):
         criterion.pop('type', None)
         self.criterion = OpenSeeDCriterion(**criterion)
         self._init_decoder_side()
+        # frozen grounding model (LLaVA-G stage 3): no gradients, and a
+        # frozen BN prompt norm keeps its running statistics
+        self.trainable = trainable
+        if not trainable:
+            self.requires_grad_(False)
 
     # ------------------------------------------------------------------
     # initialisation
@@ -248,6 +255,10 @@ class OpenSeeDGroundingHead(BaseModule):
                 m.init_weights()
         nn.init.constant_(self.reg_branch.layers[-1].weight, 0.)
         nn.init.constant_(self.reg_branch.layers[-1].bias, 0.)
+
+    def train(self, mode: bool = True) -> 'OpenSeeDGroundingHead':
+        """A frozen head stays in eval mode whatever the runner asks."""
+        return super().train(mode and self.trainable)
 
     def init_weights(self) -> None:
         super().init_weights()

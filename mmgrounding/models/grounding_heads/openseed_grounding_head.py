@@ -101,31 +101,29 @@ def _source_of(sample: DetDataSample) -> Optional[str]:
     return None
 
 
-def tiny_openseed_head_cfg(prompt_dim: int,
-                           embed_dims: int = 32,
-                           swin_dims: int = 32,
-                           num_queries: int = 20,
-                           num_points: int = 256,
-                           decoder_layers: int = 2,
-                           encoder_layers: int = 1) -> dict:
-    """A CPU-sized head (design note §8) for tests and tiny recipes.
+def tiny_openseed_parts(embed_dims: int = 32,
+                        swin_dims: int = 32,
+                        swin_heads: Sequence[int] = (1, 2, 4, 8),
+                        decoder_layers: int = 2,
+                        encoder_layers: int = 1) -> dict:
+    """CPU-sized ``backbone`` / ``pixel_decoder`` / ``decoder`` configs
+    (design note §8), shared by the tiny OpenSeeD head and the tiny
+    Semantic-SAM prompt encoder.
 
-    Swin embed ``swin_dims``, depths 1-1-1-1, heads 1-2-4-8, window 4; d =
-    ``embed_dims`` (GN(32) needs d % 32 == 0), 4 attention heads, 4 points,
-    FFN 2d; ``encoder_layers`` / ``decoder_layers`` layers; ``num_points``
-    points for the mask losses and the matching. Everything else official.
+    Swin embed ``swin_dims``, depths 1-1-1-1, heads ``swin_heads``, window
+    4; d = ``embed_dims`` (GN(32) needs d % 32 == 0), 4 attention heads, 4
+    points, FFN 2d; ``encoder_layers`` / ``decoder_layers`` layers.
+    Everything else official.
     """
     if embed_dims % 32:
         raise ValueError('embed_dims must be a multiple of 32 (GroupNorm 32)')
     channels = tuple(swin_dims * 2**i for i in range(4))
     return dict(
-        type='OpenSeeDGroundingHead',
-        prompt_dim=prompt_dim,
         backbone=dict(
             SWIN_T,
             embed_dims=swin_dims,
             depths=(1, 1, 1, 1),
-            num_heads=(1, 2, 4, 8),
+            num_heads=tuple(swin_heads),
             window_size=4,
             drop_path_rate=0.0),
         pixel_decoder=dict(
@@ -147,7 +145,24 @@ def tiny_openseed_head_cfg(prompt_dim: int,
                 num_heads=4,
                 feedforward_channels=2 * embed_dims),
             inverse_sigmoid_eps=1e-5),
-        embed_dims=embed_dims,
+        embed_dims=embed_dims)
+
+
+def tiny_openseed_head_cfg(prompt_dim: int,
+                           embed_dims: int = 32,
+                           swin_dims: int = 32,
+                           num_queries: int = 20,
+                           num_points: int = 256,
+                           decoder_layers: int = 2,
+                           encoder_layers: int = 1) -> dict:
+    """A CPU-sized head (design note §8) for tests and tiny recipes:
+    :func:`tiny_openseed_parts` (Swin heads 1-2-4-8), ``num_queries``
+    queries, ``num_points`` points for the mask losses and the matching."""
+    return dict(
+        type='OpenSeeDGroundingHead',
+        prompt_dim=prompt_dim,
+        **tiny_openseed_parts(embed_dims, swin_dims, (1, 2, 4, 8),
+                              decoder_layers, encoder_layers),
         num_queries=num_queries,
         criterion=dict(num_points=num_points, match_num_points=num_points))
 

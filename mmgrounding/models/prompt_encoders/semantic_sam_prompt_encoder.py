@@ -62,9 +62,9 @@ from ..data_preprocessors.grounding_data_preprocessor import \
     longest_side_resize_shape
 from ..grounding_heads.openseed_grounding_head import (OPENSEED_DECODER,
                                                        OPENSEED_PIXEL_DECODER,
-                                                       SWIN_T)
-from ..layers import (OpenSeeDPixelDecoder, OpenSeeDTransformerDecoder,
-                      openseed_decoder_layer_cfg, openseed_encoder_cfg)
+                                                       SWIN_T,
+                                                       tiny_openseed_parts)
+from ..layers import OpenSeeDPixelDecoder, OpenSeeDTransformerDecoder
 
 #: Prompt-type ids of ``pb_embedding`` (official: click 0, box 1).
 PROMPT_TYPE_IDS = {'click': 0, 'box': 1}
@@ -87,45 +87,14 @@ def tiny_semantic_sam_prompt_encoder_cfg(lm_dim: int,
                                          num_points: int = 256,
                                          decoder_layers: int = 2,
                                          encoder_layers: int = 1) -> dict:
-    """A CPU-sized encoder (design note §8) for tests and tiny recipes.
-
-    Swin embed ``swin_dims``, depths 1-1-1-1, heads 1-1-2-4, window 4; d =
-    ``embed_dims`` (GN(32) needs d % 32 == 0), 4 attention heads, 4 points,
-    FFN 2d; ``num_points`` points for the mask losses.
-    """
-    if embed_dims % 32:
-        raise ValueError('embed_dims must be a multiple of 32 (GroupNorm 32)')
-    channels = tuple(swin_dims * 2**i for i in range(4))
+    """A CPU-sized encoder (design note §8) for tests and tiny recipes:
+    :func:`tiny_openseed_parts` with Swin heads 1-1-2-4 and ``num_points``
+    points for the mask losses."""
     return dict(
         type='SemanticSAMPromptEncoder',
         lm_dim=lm_dim,
-        backbone=dict(
-            SWIN_T,
-            embed_dims=swin_dims,
-            depths=(1, 1, 1, 1),
-            num_heads=(1, 1, 2, 4),
-            window_size=4,
-            drop_path_rate=0.0),
-        pixel_decoder=dict(
-            OPENSEED_PIXEL_DECODER,
-            in_channels=channels,
-            feat_channels=embed_dims,
-            out_channels=embed_dims,
-            encoder=openseed_encoder_cfg(
-                embed_dims=embed_dims,
-                num_layers=encoder_layers,
-                num_heads=4,
-                feedforward_channels=2 * embed_dims),
-            positional_encoding=dict(
-                num_feats=embed_dims // 2, normalize=True)),
-        decoder=dict(
-            num_layers=decoder_layers,
-            layer_cfg=openseed_decoder_layer_cfg(
-                embed_dims=embed_dims,
-                num_heads=4,
-                feedforward_channels=2 * embed_dims),
-            inverse_sigmoid_eps=1e-5),
-        embed_dims=embed_dims,
+        **tiny_openseed_parts(embed_dims, swin_dims, (1, 1, 2, 4),
+                              decoder_layers, encoder_layers),
         num_points=num_points)
 
 

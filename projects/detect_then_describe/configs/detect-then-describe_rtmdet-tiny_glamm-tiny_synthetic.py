@@ -18,7 +18,7 @@ _configs = 'projects/detect_then_describe/configs/'
 detector_config = _configs + 'rtmdet_tiny-w025_synthetic.py'
 detector_checkpoint = 'work_dirs/dtd_rtmdet/epoch_8.pth'
 lmm_config = _configs + 'glamm_llama-tiny_regcap_synthetic.py'
-lmm_checkpoint = 'work_dirs/dtd_glamm_regcap/iter_300.pth'
+lmm_checkpoint = 'work_dirs/dtd_glamm_regcap/iter_150.pth'
 
 model = dict(
     type='DetectThenDescribe',
@@ -26,7 +26,8 @@ model = dict(
     lmm=dict(config=lmm_config, checkpoint=lmm_checkpoint),
     score_thr=0.3,
     topk=10,
-    lmm_batch_size=16)
+    lmm_batch_size=16,
+    max_new_tokens=16)  # synthetic captions are <= 9 words
 
 test_pipeline = [
     dict(type='mmdet.LoadImageFromFile'),

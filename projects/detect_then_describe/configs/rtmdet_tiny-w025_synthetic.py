@@ -12,7 +12,7 @@ metainfo = dict(
     classes=('circle', 'square', 'triangle'),
     palette=[(220, 20, 60), (0, 128, 0), (0, 0, 142)])
 image_size = 128
-max_epochs = 8
+max_epochs = 2
 base_lr = 0.004
 
 model = dict(

@@ -2,7 +2,7 @@
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
-from mmdet.structures.bbox import bbox_overlaps
+from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from mmengine.evaluator import BaseMetric
 
 from mmgrounding.evaluation.functional.caption import CAPTION_METRICS
@@ -101,7 +101,9 @@ class DenseRegionCaptionMetric(BaseMetric):
                     f'DenseRegionCaptionMetric: sample img_id={img_id!r} '
                     'needs pred_instances, pred_region_captions, '
                     'gt_instances and gt_region_captions')
-            pred_boxes, gt_boxes = pred['bboxes'].cpu(), gt['bboxes'].cpu()
+            # mmdet's PackDetInputs gives HorizontalBoxes, models tensors
+            pred_boxes = get_box_tensor(pred['bboxes']).cpu()
+            gt_boxes = get_box_tensor(gt['bboxes']).cpu()
             if len(captions) != len(pred_boxes):
                 raise ValueError(
                     f'DenseRegionCaptionMetric: img_id={img_id!r}: '

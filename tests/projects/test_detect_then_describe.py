@@ -87,7 +87,8 @@ def test_dense_metric_counts_and_matched_captions():
     refs = [['small red circle', 'red circle left of the square'],
             ['large blue square']]
     caps = ['small red circle', 'red circle', 'blue square', 'nothing']
-    metric = DenseRegionCaptionMetric(iou_thr=0.5, caption_metrics=['CIDEr'])
+    # at IoU 0.2 (see PRED): boxes 0, 1 -> GT0, box 2 -> GT1, box 3 unmatched
+    metric = DenseRegionCaptionMetric(iou_thr=0.2, caption_metrics=['CIDEr'])
     metric.process({}, [
         _sample(1, PRED, caps, GT, refs),
         # second image: one GT, no detection
@@ -95,17 +96,22 @@ def test_dense_metric_counts_and_matched_captions():
     ])
     out = metric.compute_metrics(metric.results)
     assert out['num_gt'] == 3 and out['num_pred'] == 4
-    assert out['num_matched'] == 2
-    assert out['box_recall'] == pytest.approx(100 / 3)
-    assert out['box_precision'] == pytest.approx(50.0)
-    # the two matched boxes are both GT0: their captions vs GT0's refs
+    assert out['num_matched'] == 3
+    assert out['box_recall'] == pytest.approx(200 / 3)
+    assert out['box_precision'] == pytest.approx(75.0)
+    # matched captions against their own GT object's references
     ref_metric = RegionCaptionMetric(caption_metrics=['CIDEr'])
     expected = ref_metric.compute_metrics([
         dict(id=0, caption='small red circle', references=refs[0]),
         dict(id=1, caption='red circle', references=refs[0]),
+        dict(id=2, caption='blue square', references=refs[1]),
     ])
     assert out['CIDEr'] == pytest.approx(expected['CIDEr'])
     assert out['CIDEr'] > 0
+    # swapping two captions across objects must lower the score
+    metric.results[0]['matched'][0]['caption'] = 'blue square'
+    metric.results[0]['matched'][2]['caption'] = 'small red circle'
+    assert metric.compute_metrics(metric.results)['CIDEr'] < out['CIDEr']
 
 
 def test_dense_metric_rejects_misaligned_captions():
@@ -241,8 +247,9 @@ def test_model_builds_frozen_detector_from_checkpoint(model_and_ckpt):
     with pytest.raises(RuntimeError, match='only "predict"'):
         model(None, None, mode='loss')
     with pytest.raises(ValueError, match='<bbox>'):
-        DetectThenDescribe.__init__(model, detector={}, lmm={},
-                                    question='Describe it.')
+        DetectThenDescribe(detector={}, lmm={}, question='Describe it.')
+    with pytest.raises(ValueError, match='topk'):
+        DetectThenDescribe(detector={}, lmm={}, topk=0)
 
 
 def test_predict_feeds_detector_boxes_to_lmm(model_and_ckpt, monkeypatch):

@@ -49,6 +49,21 @@ def _metrics(work_dir):
         return json.load(f)
 
 
+def _val_metric(work_dir, key):
+    """The last logged value of ``key`` in a training run's scalars."""
+    files = glob.glob(os.path.join(work_dir, '*', 'vis_data',
+                                   'scalars.json'))
+    assert files, f'no scalars.json under {work_dir}'
+    values = []
+    with open(sorted(files)[-1]) as f:
+        for line in f:
+            record = json.loads(line)
+            if key in record:
+                values.append(record[key])
+    assert values, f'{key} never logged under {work_dir}'
+    return values[-1]
+
+
 @pytest.mark.slow
 def test_detect_then_describe_end_to_end(tmp_path):
     sys.path.insert(0, str(ROOT))
@@ -65,7 +80,7 @@ def test_detect_then_describe_end_to_end(tmp_path):
           f'train_cfg.max_epochs={DET_EPOCHS}',
           f'train_cfg.val_interval={DET_EPOCHS}',
           f'default_hooks.checkpoint.interval={DET_EPOCHS}'], tmp_path)
-    det_map = _metrics(work / 'det')['coco/bbox_mAP']
+    det_map = _val_metric(work / 'det', 'coco/bbox_mAP')
     _run([ROOT / 'tools/train.py', LMM_CFG, '--work-dir', work / 'lmm',
           '--cfg-options', f'train_cfg.max_iters={LMM_ITERS}',
           f'default_hooks.checkpoint.interval={LMM_ITERS}'], tmp_path)

@@ -16,7 +16,7 @@ custom_imports = dict(
 data_root = 'data/synthetic/'
 _configs = 'projects/detect_then_describe/configs/'
 detector_config = _configs + 'rtmdet_tiny-w025_synthetic.py'
-detector_checkpoint = 'work_dirs/dtd_rtmdet/epoch_8.pth'
+detector_checkpoint = 'work_dirs/dtd_rtmdet/epoch_2.pth'
 lmm_config = _configs + 'glamm_llama-tiny_regcap_synthetic.py'
 lmm_checkpoint = 'work_dirs/dtd_glamm_regcap/iter_150.pth'
 

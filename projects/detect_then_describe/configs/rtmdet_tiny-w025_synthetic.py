@@ -89,8 +89,12 @@ param_scheduler = [
         by_epoch=True,
         convert_to_iter_based=True),
 ]
-# no EMA / pipeline switch (they belong to the 300-epoch recipe)
-custom_hooks = []
+# No EMA / pipeline switch (they belong to the 300-epoch recipe).
+# mmgrounding's WeightsOnlyCheckpointHook keeps the checkpoint loadable with
+# torch>=2.6's weights_only torch.load (DetectThenDescribe loads it with
+# mmdet's init_detector); custom_imports also serves mmdet's tools/train.py.
+custom_imports = dict(imports=['mmgrounding'], allow_failed_imports=False)
+custom_hooks = [dict(type='mmgrounding.WeightsOnlyCheckpointHook')]
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

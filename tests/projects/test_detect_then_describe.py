@@ -292,3 +292,9 @@ def test_project_config_parses_with_custom_imports():
     det = Config.fromfile(str(DET_CFG))
     assert det.model.backbone.init_cfg is None  # nothing to download
     assert det.model.bbox_head.num_classes == 3
+    # the weights-only checkpoint hook resolves from the detector's scope
+    from mmengine.registry import HOOKS
+    import mmgrounding  # noqa: F401
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        hook = HOOKS.build(det.custom_hooks[0])
+    assert type(hook).__name__ == 'WeightsOnlyCheckpointHook'

@@ -1,9 +1,11 @@
 # A tiny RTMDet (mmdet's own RTMDet-tiny config, narrower: widen 0.25) trained
 # from scratch on the synthetic world's COCO instances (3 categories: circle,
-# square, triangle; 128 px images) in a few CPU minutes. No pretrained
+# square, triangle; 128 px images) on CPU: 2 epochs took 14 min wall on 2
+# heavily shared cores (bbox mAP 30.4 on val, see the README). No pretrained
 # weights: nothing can be downloaded, so the backbone's ImageNet init_cfg is
 # dropped. Make the per-split files first:
-#   python projects/detect_then_describe/tools/split_instances.py data/synthetic
+#   python projects/detect_then_describe/tools/split_instances.py \
+#       data/synthetic
 # then `python tools/train.py <this config>` (or mmdet's tools/train.py).
 _base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
 

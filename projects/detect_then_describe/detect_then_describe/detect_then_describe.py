@@ -197,7 +197,9 @@ class DetectThenDescribe(BaseModel):
             sample.pred_region_captions = [
                 a.get('pred_caption', '') for a in answers
             ]
-            sample.pred_region_texts = [a.get('pred_text', '') for a in answers]
+            sample.pred_region_texts = [
+                a.get('pred_text', '') for a in answers
+            ]
         return data_samples
 
     def forward(self,

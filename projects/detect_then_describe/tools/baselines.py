@@ -12,7 +12,8 @@
         data/synthetic/annotations/instances_val.json
     python projects/detect_then_describe/tools/baselines.py captions \
         work_dirs/dtd/predictions.pkl \
-        --train-captions data/synthetic/annotations/region_caption/vg_train.json
+        --train-captions \
+        data/synthetic/annotations/region_caption/vg_train.json
 """
 import argparse
 import copy

@@ -7,7 +7,8 @@ split's image-id range in ``world.json``. mmdet's ``CocoDataset`` and
 ``annotations/instances_{train,val,testA,testB}.json`` (same keys, only that
 split's images and their annotations).
 
-    python projects/detect_then_describe/tools/split_instances.py data/synthetic
+    python projects/detect_then_describe/tools/split_instances.py \
+        data/synthetic
 """
 import argparse
 import json

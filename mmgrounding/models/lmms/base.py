@@ -124,7 +124,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             ``'self'``: which hidden state grounds a grounding token in
             training and at inference.
         generation_cfg: ``max_new_tokens``, ``do_sample``, ``temperature``,
-            ``top_p``, ``stop_strings``, ``seed``, ``use_cache``.
+            ``top_p``, ``stop_strings``, ``seed``, ``use_cache``,
+            ``cache_implementation`` (``'dynamic'`` or ``'static'``),
+            ``compile`` (``torch.compile`` the decode step; static cache).
         image_token, seg_token: token names (ids are looked up).
     """
     answer_style: str = 'glamm'
@@ -178,7 +180,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             top_p=1.0,
             stop_strings=(),
             seed=None,
-            use_cache=True)
+            use_cache=True,
+            cache_implementation='dynamic',
+            compile=False)
         self.generation_cfg.update(generation_cfg or {})
 
         self.tokenizer = self.language_model.tokenizer
@@ -484,11 +488,14 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
 
         Prompts are re-packed with LEFT padding whatever padding they came
         with. ``overrides`` update ``generation_cfg`` for this call
-        (``eos_token_id=None`` disables the eos stop, for benchmarks). The
-        hidden state kept per token follows ``test_seg_hidden_source``.
+        (``eos_token_id=None`` disables the eos stop, for benchmarks;
+        ``state_token_ids=(seg_id, )`` keeps only the grounding tokens'
+        states, in ``token_states``). The hidden state kept per token follows
+        ``test_seg_hidden_source``.
         """
         cfg = dict(self.generation_cfg)
         cfg.setdefault('eos_token_id', self.language_model.eos_token_id)
+        cfg.setdefault('state_token_ids', None)
         cfg.update(overrides)
         rows = self._rows(inputs, range(inputs['input_ids'].shape[0]))
         ids, mask = self._repack_left(rows)
@@ -512,7 +519,10 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             tokenizer=self.tokenizer,
             hidden_source=self.test_seg_hidden_source,
             suppress_token_ids=(self.image_token_id, ),
-            use_cache=cfg['use_cache'])
+            use_cache=cfg['use_cache'],
+            state_token_ids=cfg['state_token_ids'],
+            cache_implementation=cfg['cache_implementation'],
+            compile=cfg['compile'])
 
     def generate_reference(self,
                            inputs: Dict[str, torch.Tensor],
@@ -558,15 +568,14 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                          idx: Sequence[int]) -> Dict[int, Answer]:
         """Generate the answers of samples ``idx`` in one batch."""
         out = self.generate_batch(
-            self._select(inputs, idx), [data_samples[i] for i in idx])
+            self._select(inputs, idx), [data_samples[i] for i in idx],
+            state_token_ids=(self.seg_token_id, ))
         results = {}
+        lengths = out.lengths.tolist()
         for j, i in enumerate(idx):
-            n = int(out.lengths[j])
-            ids = out.sequences[j, :n]
-            text = self.decode(ids)
+            text = self.decode(out.sequences[j, :lengths[j]])
             _, phrases = parse_answer(text, self.answer_style)
-            results[i] = Answer(text, out.hidden_states[j, :n][
-                ids == self.seg_token_id], phrases)
+            results[i] = Answer(text, out.token_states[j], phrases)
         return results
 
     def answer(self, inputs: Dict[str, torch.Tensor],

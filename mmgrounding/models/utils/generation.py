@@ -136,6 +136,34 @@ def _gather_token_states(kept: List[Tuple[torch.Tensor, torch.Tensor]],
     return list(states[order].split(counts, 0))
 
 
+def _forward_last(language_model, embeds, mask, pos, cache, cache_pos,
+                  use_cache: bool, want_hidden: bool):
+    """One LM call -> (logits of the last position [B, V] fp32, its
+    last-layer state [B, C] or None)."""
+    out = language_model(
+        inputs_embeds=embeds,
+        attention_mask=mask,
+        position_ids=pos,
+        past_key_values=cache,
+        use_cache=use_cache,
+        logits_to_keep=1,
+        output_last_hidden_state=want_hidden,
+        cache_position=cache_pos)
+    hidden = out['last_hidden_state'][:, -1] if want_hidden else None
+    return out.logits[:, -1].float(), hidden
+
+
+def _compiled_forward(language_model):
+    """``torch.compile`` of :func:`_forward_last`, made once per language
+    model (shapes are fixed per batch size with the static cache, so later
+    calls reuse the compiled graph)."""
+    fn = language_model.__dict__.get('_mmg_compiled_forward')
+    if fn is None:
+        fn = torch.compile(_forward_last, dynamic=False)
+        language_model.__dict__['_mmg_compiled_forward'] = fn
+    return fn
+
+
 @torch.no_grad()
 def generate(language_model,
              inputs_embeds: torch.Tensor,
@@ -268,26 +296,14 @@ def generate(language_model,
         fed += 1
         next_pos = next_pos + 1
 
-    def run(embeds, mask, pos, cpos):
-        out = language_model(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            position_ids=pos,
-            past_key_values=cache,
-            use_cache=use_cache,
-            logits_to_keep=1,
-            output_last_hidden_state=want_hidden,
-            cache_position=cpos if static else None)
-        hidden = out['last_hidden_state'][:, -1] if want_hidden else None
-        return out.logits[:, -1].float(), hidden
-
-    decode_step = torch.compile(run, dynamic=False) if compile else run
-
     def step():
-        fn = decode_step if fed else run  # the prefill is not compiled
-        return fn(state['embeds'],
+        # the prefill is never compiled (its length changes every call)
+        fn = _compiled_forward(language_model) if compile and fed else \
+            _forward_last
+        return fn(language_model, state['embeds'],
                   static_mask if static else state['mask'], state['pos'],
-                  cache_pos)
+                  cache, cache_pos if static else None, use_cache,
+                  want_hidden)
 
     watcher = StopStringWatcher(tokenizer, stop_strings, batch) \
         if stop_strings else None

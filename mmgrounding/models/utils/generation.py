@@ -370,7 +370,8 @@ def generate(language_model,
         width = language_model.hidden_size
         token_states = _gather_token_states(
             kept, batch, width, device,
-            kept[0][1].dtype if kept else inputs_embeds.dtype)
+            kept[0][1].dtype if kept else getattr(
+                language_model, 'compute_dtype', inputs_embeds.dtype))
     return GenerationOutput(
         sequences=sequences,
         lengths=lengths,

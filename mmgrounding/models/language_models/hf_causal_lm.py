@@ -46,6 +46,15 @@ def _cast_input_to_weight(module: torch.nn.Module, args: tuple) -> tuple:
     return None
 
 
+def _keep_last_hidden(module: torch.nn.Module, args: tuple, output) -> None:
+    """Forward hook of the decoder: store its ``last_hidden_state`` in the
+    owner's box while the box is switched on (module-level: picklable)."""
+    box = module._mmg_last_hidden_owner
+    if box.get('on'):
+        box['state'] = output[0] if isinstance(output, tuple) \
+            else output.last_hidden_state
+
+
 @MODELS.register_module()
 class HFCausalLM(BaseModule):
     """Causal LM + tokenizer + special tokens + LoRA.
@@ -248,14 +257,7 @@ class HFCausalLM(BaseModule):
             decoder._mmg_last_hidden_owner = self._last_hidden_box
             return
         decoder._mmg_last_hidden_owner = self._last_hidden_box
-
-        def hook(module, args, output):
-            box = module._mmg_last_hidden_owner
-            if box.get('on'):
-                box['state'] = output[0] if isinstance(output, tuple) \
-                    else output.last_hidden_state
-
-        decoder.register_forward_hook(hook)
+        decoder.register_forward_hook(_keep_last_hidden)
         decoder._mmg_last_hidden_hook = True
 
     def init_weights(self) -> None:

@@ -283,10 +283,10 @@ def report(results, args):
             ' %' for r in results])
     row('last loss', [f'{r["losses"][-1]:.4f}' for r in results])
     if len(results) > 1:
+        ratio = results[0]['samples_per_s'] / results[1]['samples_per_s']
         print(f'speed-up of {results[0]["label"]} over '
-              f'{results[1]["label"]}: '
-              f'{results[0]["samples_per_s"] / results[1]["samples_per_s"]:.2f}x'
-              ' (same data, same seed: the losses must match)')
+              f'{results[1]["label"]}: {ratio:.2f}x (same data, same seed: '
+              'the losses must match)')
 
 
 def main():

@@ -46,6 +46,15 @@ def _cast_input_to_weight(module: torch.nn.Module, args: tuple) -> tuple:
     return None
 
 
+def _keep_last_hidden(module: torch.nn.Module, args: tuple, output) -> None:
+    """Forward hook of the decoder: store its ``last_hidden_state`` in the
+    owner's box while the box is switched on (module-level: picklable)."""
+    box = module._mmg_last_hidden_owner
+    if box.get('on'):
+        box['state'] = output[0] if isinstance(output, tuple) \
+            else output.last_hidden_state
+
+
 @MODELS.register_module()
 class HFCausalLM(BaseModule):
     """Causal LM + tokenizer + special tokens + LoRA.
@@ -144,6 +153,7 @@ class HFCausalLM(BaseModule):
         self._set_trainable(trainable)
         self._cast_trainable()
         self._cast_lm_head_input()
+        self._capture_last_hidden()
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs=dict(use_reentrant=False))
@@ -233,6 +243,23 @@ class HFCausalLM(BaseModule):
         head.register_forward_pre_hook(_cast_input_to_weight)
         head._mmg_input_cast = True
 
+    def _capture_last_hidden(self) -> None:
+        """Forward hook on the decoder (``get_decoder()``, the base model
+        before the LM head): while ``forward(output_last_hidden_state=True)``
+        runs it keeps the decoder's ``last_hidden_state`` (final-norm output
+        [B, L, C], the tensor the LM head reads), so callers get that one
+        layer instead of every layer's states (``output_hidden_states``).
+        The hook stores nothing unless asked (a stored training state would
+        keep its autograd graph alive)."""
+        self._last_hidden_box: Dict[str, torch.Tensor] = {}
+        decoder = self.model.get_decoder()
+        if getattr(decoder, '_mmg_last_hidden_hook', False):
+            decoder._mmg_last_hidden_owner = self._last_hidden_box
+            return
+        decoder._mmg_last_hidden_owner = self._last_hidden_box
+        decoder.register_forward_hook(_keep_last_hidden)
+        decoder._mmg_last_hidden_hook = True
+
     def init_weights(self) -> None:
         """The HF model initialises (or loads) itself; nothing to do."""
 
@@ -287,6 +314,7 @@ class HFCausalLM(BaseModule):
         self._set_trainable(self.trainable)
         self._cast_trainable()
         self._cast_lm_head_input()
+        self._capture_last_hidden()
 
     # --------------------------------------------------------------- forward
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -301,7 +329,9 @@ class HFCausalLM(BaseModule):
                 use_cache: bool = False,
                 output_hidden_states: bool = False,
                 position_ids: Optional[torch.Tensor] = None,
-                logits_to_keep: int = 0):
+                logits_to_keep: int = 0,
+                output_last_hidden_state: bool = False,
+                cache_position: Optional[torch.Tensor] = None):
         """Run the LM on embeddings.
 
         Args:
@@ -318,10 +348,16 @@ class HFCausalLM(BaseModule):
                 columns) when omitted, which makes left padding correct.
             logits_to_keep: compute logits only for the last k positions
                 (0 = all).
+            output_last_hidden_state: also return ``last_hidden_state``
+                [B, L, C], the final-norm output the LM head reads (equal to
+                ``hidden_states[-1]``), without keeping the other layers.
+            cache_position: LongTensor[L] slots of these positions in the
+                cache (a ``StaticCache`` needs them; None = after the past).
 
         Returns:
             The HF ``CausalLMOutputWithPast`` (``loss``, ``logits`` [B, L, V],
-            ``past_key_values``, ``hidden_states``).
+            ``past_key_values``, ``hidden_states``, and ``last_hidden_state``
+            when asked).
         """
         # fp32 embedding rows (trainable_dtype) into a bf16 decoder
         inputs_embeds = inputs_embeds.to(self.compute_dtype)
@@ -329,13 +365,29 @@ class HFCausalLM(BaseModule):
             length = inputs_embeds.shape[1]
             position_ids = position_ids_from_mask(
                 attention_mask)[:, -length:]
-        return self.model(
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            labels=labels,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
-            output_hidden_states=output_hidden_states,
-            logits_to_keep=logits_to_keep,
-            return_dict=True)
+        box = self._last_hidden_box
+        box['on'] = output_last_hidden_state
+        try:
+            out = self.model(
+                inputs_embeds=inputs_embeds,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                labels=labels,
+                past_key_values=past_key_values,
+                use_cache=use_cache,
+                output_hidden_states=output_hidden_states,
+                logits_to_keep=logits_to_keep,
+                return_dict=True,
+                **({} if cache_position is None else
+                   dict(cache_position=cache_position)))
+        finally:
+            box['on'] = False
+            state = box.pop('state', None)
+        if output_last_hidden_state:
+            if state is None:
+                raise RuntimeError(
+                    'HFCausalLM: the decoder hook saw no forward; '
+                    f'{type(self.model).__name__}.get_decoder() is not the '
+                    'module that feeds the LM head')
+            out['last_hidden_state'] = state
+        return out

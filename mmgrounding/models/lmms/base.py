@@ -124,7 +124,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             ``'self'``: which hidden state grounds a grounding token in
             training and at inference.
         generation_cfg: ``max_new_tokens``, ``do_sample``, ``temperature``,
-            ``top_p``, ``stop_strings``, ``seed``, ``use_cache``.
+            ``top_p``, ``stop_strings``, ``seed``, ``use_cache``,
+            ``cache_implementation`` (``'dynamic'`` or ``'static'``),
+            ``compile`` (``torch.compile`` the decode step; static cache).
         image_token, seg_token: token names (ids are looked up).
     """
     answer_style: str = 'glamm'
@@ -181,7 +183,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             top_p=1.0,
             stop_strings=(),
             seed=None,
-            use_cache=True)
+            use_cache=True,
+            cache_implementation='dynamic',
+            compile=False)
         self.generation_cfg.update(generation_cfg or {})
 
         self.tokenizer = self.language_model.tokenizer
@@ -229,18 +233,43 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             clip_pixels=inputs.get('clip_pixels'),
             grounding_pixels=inputs.get('grounding_pixels'))
 
-    def _check_counts(self, input_ids: torch.Tensor, token: str,
-                      token_id: int, expected: Sequence[int], what: str,
-                      data_samples) -> torch.Tensor:
+    def token_counts(self, input_ids: torch.Tensor) -> Dict[Any, List[int]]:
+        """Per row, the count of every token the base checks, in ONE host
+        sync: ``{token_id: [B] counts}`` for the image, prompt and seg
+        tokens, and ``'seg_at_start'``: [B] 1 where a seg token is at
+        position 0 (it has no preceding state)."""
+        ids = [self.image_token_id, *self.prompt_token_ids.values(),
+               self.seg_token_id]
+        table = torch.tensor(ids, device=input_ids.device)
+        counts = (input_ids[None] == table[:, None, None]).sum(-1)  # [K, B]
+        start = (input_ids[:, :1] == self.seg_token_id).long().T  # [1, B]
+        host = torch.cat([counts, start]).tolist()
+        out: Dict[Any, List[int]] = dict(zip(ids, host[:-1]))
+        out['seg_at_start'] = host[-1]
+        return out
+
+    def _check_counts(self,
+                      input_ids: torch.Tensor,
+                      token: str,
+                      token_id: int,
+                      expected: Sequence[int],
+                      what: str,
+                      data_samples,
+                      counts: Optional[Dict[Any, List[int]]] = None
+                      ) -> torch.Tensor:
         """Mask [B, L] of ``token``; raises unless row i holds exactly
-        ``expected[i]`` of them (both counts in the message)."""
+        ``expected[i]`` of them (both counts in the message). ``counts``
+        (:meth:`token_counts`) saves the host sync."""
         mask = input_ids == token_id
-        for i, count in enumerate(mask.sum(1).tolist()):
-            if count != expected[i]:
-                sample = data_samples[i] if data_samples else None
-                raise ValueError(
-                    f'{type(self).__name__}: {sample_name(i, sample)} has '
-                    f'{count} {token} tokens but {expected[i]} {what}')
+        found = counts[token_id] if counts is not None and \
+            token_id in counts else mask.sum(1).tolist()
+        if found != list(expected):
+            i = next(i for i, (a, b) in enumerate(zip(found, expected))
+                     if a != b)
+            sample = data_samples[i] if data_samples else None
+            raise ValueError(
+                f'{type(self).__name__}: {sample_name(i, sample)} has '
+                f'{found[i]} {token} tokens but {expected[i]} {what}')
         return mask
 
     @staticmethod
@@ -257,6 +286,7 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             inputs: Dict[str, Any],
             data_samples: Optional[Sequence[DetDataSample]] = None,
             feats: Optional[Tuple[torch.Tensor, ...]] = None,
+            counts: Optional[Dict[Any, List[int]]] = None,
             prompt_losses: Optional[Dict[str, torch.Tensor]] = None
     ) -> torch.Tensor:
         """Token embeddings with image and prompt embeddings filled in.
@@ -268,6 +298,8 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                 ``grounding_pixels``, ...), rows matching ``input_ids``.
             data_samples: carry the prompts named by ``prompt_slots``.
             feats: precomputed vision features (skips the vision encoder).
+            counts: :meth:`token_counts` of ``input_ids`` (computed here,
+                one host sync, when omitted).
             prompt_losses: when given (training), a prompt encoder with a
                 ``loss_and_embed`` method (e.g. the Semantic-SAM encoder of
                 LLaVA-G) makes its embeddings and its own losses in ONE pass;
@@ -276,6 +308,8 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
         Returns:
             Tensor[B, L, C_lm].
         """
+        if counts is None:
+            counts = self.token_counts(input_ids)
         if feats is None:
             feats = self.extract_visual_features(inputs['clip_pixels'])
         image_feats = self.projector(feats[self.image_feature_level])
@@ -284,7 +318,8 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
         mask = self._check_counts(
             input_ids, '<image>', self.image_token_id, [num] * len(input_ids),
             'features per image from the vision encoder (the tokenizer '
-            f'transform must expand <image> to {num} copies)', data_samples)
+            f'transform must expand <image> to {num} copies)', data_samples,
+            counts)
         embeds = self._scatter(embeds, mask,
                                image_feats.reshape(-1, image_feats.shape[-1]))
         views = None
@@ -296,8 +331,8 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             mask = self._check_counts(
                 input_ids, token, self.prompt_token_ids[token],
                 [len(p) for p in prompts], f'prompts in `{slot.prompts}`',
-                data_samples)
-            if not bool(mask.any()):
+                data_samples, counts)
+            if not any(counts[self.prompt_token_ids[token]]):
                 continue
             encoder = getattr(self, slot.encoder)
             if encoder is None:
@@ -336,7 +371,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             hidden: torch.Tensor,
             input_ids: torch.Tensor,
             source: str,
-            valid: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+            valid: Optional[torch.Tensor] = None,
+            counts: Optional[Dict[Any, List[int]]] = None
+    ) -> List[torch.Tensor]:
         """Per sample, the hidden states [M_i, C] grounding its tokens.
 
         Args:
@@ -346,19 +383,36 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                 state before it, whose logits predict the token).
             valid: optional BoolTensor [B, L]; grounding tokens outside it
                 are ignored (e.g. earlier rounds of a teacher-forced prompt).
+            counts: :meth:`token_counts` of ``input_ids`` (only without
+                ``valid``); saves the host sync.
+
+        The states are gathered for the whole batch at once (flat indices of
+        the marked positions, row-major), with the per-row counts as the only
+        host values.
         """
         token_mask = input_ids == self.seg_token_id
         if valid is not None:
             token_mask = token_mask & valid
+        if valid is None and counts is not None:
+            per_row, at_start = counts[self.seg_token_id], \
+                counts['seg_at_start']
+        else:
+            per_row, at_start = torch.stack(
+                [token_mask.sum(1), token_mask[:, 0].long()]).tolist()
         if source == 'preceding':
-            if bool(token_mask[:, 0].any()):
+            if any(at_start):
                 raise ValueError(f'{type(self).__name__}: a {self.seg_token} '
                                  'token at position 0 has no preceding '
                                  'hidden state')
             shifted = torch.zeros_like(token_mask)
             shifted[:, :-1] = token_mask[:, 1:]
             token_mask = shifted
-        return [hidden[i][token_mask[i]] for i in range(hidden.shape[0])]
+        # flat indices of the True entries in order, without a nonzero()
+        total = sum(per_row)
+        order = torch.sort((~token_mask).reshape(-1).to(torch.uint8),
+                           stable=True).indices[:total]
+        flat = hidden.reshape(-1, hidden.shape[-1])[order]
+        return list(flat.split(per_row, 0))
 
     def project_prompts(
         self, states: List[torch.Tensor]
@@ -413,29 +467,35 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             raise ValueError(f'{type(self).__name__}.loss needs `labels` (the '
                              'data samples carry none: were they tokenized '
                              'for predict?)')
+        counts = self.token_counts(input_ids)  # the step's one host sync
         feats = self.extract_visual_features(inputs['clip_pixels'])
         prompt_losses: Dict[str, torch.Tensor] = {}
         embeds = self.embed_inputs(input_ids, inputs, data_samples, feats,
-                                   prompt_losses)
+                                   counts, prompt_losses)
         out = self.language_model(
             inputs_embeds=embeds,
             attention_mask=inputs.get('attention_mask'),
             labels=inputs['labels'],
-            output_hidden_states=True)
+            output_last_hidden_state=True)
         losses = dict(loss_lm=out.loss * self.loss_lm_weight, **prompt_losses)
-        states = self.grounding_states(out.hidden_states[-1], input_ids,
-                                       self.train_seg_hidden_source)
+        states = self.grounding_states(
+            out['last_hidden_state'],
+            input_ids,
+            self.train_seg_hidden_source,
+            counts=counts)
         prompt_embeds, prompt_mask = self.project_prompts(states)
         if self.grounding_loss:
             losses.update(
                 self.grounding_head.loss(
                     prompt_embeds, self.grounding_inputs(inputs, prompt_mask),
                     data_samples))
-        return self._touch_unused(losses, input_ids, prompt_mask)
+        return self._touch_unused(losses, input_ids, prompt_mask, counts)
 
     def _touch_unused(self, losses: Dict[str, torch.Tensor],
                       input_ids: torch.Tensor,
-                      prompt_mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+                      prompt_mask: torch.Tensor,
+                      counts: Optional[Dict[Any, List[int]]] = None
+                      ) -> Dict[str, torch.Tensor]:
         """Give the model's parts that this batch did not use a zero grad.
 
         DDP without ``find_unused_parameters`` waits for a gradient of every
@@ -444,13 +504,16 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
         grounding token. (The head ties its own unused parts, per the head
         contract.) One scalar element per parameter tensor times 0 is added
         to ``loss_lm``: cost O(number of tensors), not O(number of weights).
+        With ``counts`` (:meth:`token_counts`) it needs no host sync.
         """
+        if counts is None:
+            counts = self.token_counts(input_ids)
         unused = [
             getattr(self, slot.encoder)
             for tok, slot in self.prompt_slots.items()
-            if not bool((input_ids == self.prompt_token_ids[tok]).any())
+            if not any(counts[self.prompt_token_ids[tok]])
         ]
-        if not bool(prompt_mask.any()):
+        if prompt_mask.shape[1] == 0:  # no grounding token in the batch
             unused.append(self.seg_projector)
         terms = [
             p.view(-1)[0] * 0. for m in unused if m is not None
@@ -502,11 +565,14 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
 
         Prompts are re-packed with LEFT padding whatever padding they came
         with. ``overrides`` update ``generation_cfg`` for this call
-        (``eos_token_id=None`` disables the eos stop, for benchmarks). The
-        hidden state kept per token follows ``test_seg_hidden_source``.
+        (``eos_token_id=None`` disables the eos stop, for benchmarks;
+        ``state_token_ids=(seg_id, )`` keeps only the grounding tokens'
+        states, in ``token_states``). The hidden state kept per token follows
+        ``test_seg_hidden_source``.
         """
         cfg = dict(self.generation_cfg)
         cfg.setdefault('eos_token_id', self.language_model.eos_token_id)
+        cfg.setdefault('state_token_ids', None)
         cfg.update(overrides)
         rows = self._rows(inputs, range(inputs['input_ids'].shape[0]))
         ids, mask = self._repack_left(rows)
@@ -530,7 +596,10 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             tokenizer=self.tokenizer,
             hidden_source=self.test_seg_hidden_source,
             suppress_token_ids=(self.image_token_id, ),
-            use_cache=cfg['use_cache'])
+            use_cache=cfg['use_cache'],
+            state_token_ids=cfg['state_token_ids'],
+            cache_implementation=cfg['cache_implementation'],
+            compile=cfg['compile'])
 
     def generate_reference(self,
                            inputs: Dict[str, torch.Tensor],
@@ -576,15 +645,14 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                          idx: Sequence[int]) -> Dict[int, Answer]:
         """Generate the answers of samples ``idx`` in one batch."""
         out = self.generate_batch(
-            self._select(inputs, idx), [data_samples[i] for i in idx])
+            self._select(inputs, idx), [data_samples[i] for i in idx],
+            state_token_ids=(self.seg_token_id, ))
         results = {}
+        lengths = out.lengths.tolist()
         for j, i in enumerate(idx):
-            n = int(out.lengths[j])
-            ids = out.sequences[j, :n]
-            text = self.decode(ids)
+            text = self.decode(out.sequences[j, :lengths[j]])
             _, phrases = parse_answer(text, self.answer_style)
-            results[i] = Answer(text, out.hidden_states[j, :n][
-                ids == self.seg_token_id], phrases)
+            results[i] = Answer(text, out.token_states[j], phrases)
         return results
 
     def answer(self, inputs: Dict[str, torch.Tensor],

@@ -145,13 +145,13 @@ class GLaMM(BaseGroundedLMM):
         out = self.language_model(
             inputs_embeds=embeds,
             attention_mask=mask,
-            output_hidden_states=True,
+            output_last_hidden_state=True,
             logits_to_keep=1)
         # rows are left-padded: each answer fills the last columns
         valid = torch.zeros_like(ids, dtype=torch.bool)
         for j, answer in enumerate(answers):
             valid[j, ids.shape[1] - answer.numel():] = True
-        states = self.grounding_states(out.hidden_states[-1], ids,
+        states = self.grounding_states(out['last_hidden_state'], ids,
                                        self.test_seg_hidden_source, valid)
         results = {}
         for j, i in enumerate(idx):

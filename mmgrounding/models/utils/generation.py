@@ -11,7 +11,7 @@ cache, the whole sequence, vision tower included, recomputed every step); it
 exists to check and to benchmark :func:`generate` against.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -33,13 +33,19 @@ class GenerationOutput:
             chosen per generated token by ``hidden_source``: ``'preceding'``
             = the state whose logits produced the token (official GLaMM
             ``[SEG]`` convention), ``'self'`` = the state at the token's own
-            position.
+            position. None when :func:`generate` kept only the states of
+            ``state_token_ids`` (then see ``token_states``).
         finished: BoolTensor[B] rows that hit eos or a stop string.
+        token_states: per row, Tensor[M_i, C] the states (same
+            ``hidden_source`` rule) of its valid generated tokens whose id is
+            in ``state_token_ids``, in generation order; None when every
+            state was kept (``hidden_states``).
     """
     sequences: torch.Tensor
     lengths: torch.Tensor
-    hidden_states: torch.Tensor
+    hidden_states: Optional[torch.Tensor]
     finished: torch.Tensor
+    token_states: Optional[List[torch.Tensor]] = None
 
 
 def _as_id_list(ids: Union[None, int, Sequence[int]]) -> list:
@@ -81,10 +87,81 @@ def select_next_token(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def _hit_stop_string(tokenizer, ids: torch.Tensor,
-                     stop_strings: Sequence[str]) -> bool:
-    text = tokenizer.decode(ids.tolist(), skip_special_tokens=False)
-    return any(s in text for s in stop_strings)
+class StopStringWatcher:
+    """Incremental stop-string check: decodes a short window, not the row.
+
+    A row stops at the first step at which ``stop in decode(row)`` holds
+    (``decode`` = ``tokenizer.decode(..., skip_special_tokens=False)`` of the
+    row's generated tokens). An occurrence that is new at step t overlaps the
+    text of token t, so it lies inside the decode of the last
+    ``window`` tokens, with ``window`` = 4 x (longest stop string) + 4 tokens
+    (a character spans at most 4 byte-fallback tokens; the spare tokens
+    absorb the first token's lost leading space). Cost per step: one decode of
+    ``window`` tokens per unfinished row, instead of the whole row.
+    """
+
+    def __init__(self, tokenizer, stop_strings: Sequence[str],
+                 batch: int) -> None:
+        self.tokenizer = tokenizer
+        self.stop_strings = tuple(stop_strings)
+        self.window = 4 * max(len(s) for s in self.stop_strings) + 4
+        self.rows: List[List[int]] = [[] for _ in range(batch)]
+
+    def update(self, tokens: List[int], active: List[bool]) -> List[bool]:
+        """Append ``tokens[b]`` to each ``active`` row; which rows now hold a
+        stop string."""
+        idx = [b for b, on in enumerate(active) if on]
+        for b in idx:
+            self.rows[b].append(tokens[b])
+        texts = self.tokenizer.batch_decode(
+            [self.rows[b][-self.window:] for b in idx],
+            skip_special_tokens=False)
+        hits = [False] * len(active)
+        for b, text in zip(idx, texts):
+            hits[b] = any(s in text for s in self.stop_strings)
+        return hits
+
+
+def _gather_token_states(kept: List[Tuple[torch.Tensor, torch.Tensor]],
+                         batch: int, width: int, device, dtype
+                         ) -> List[torch.Tensor]:
+    """Steps' (rows [K], states [K, C]) -> per row [M_b, C] in step order."""
+    if not kept:
+        return [torch.zeros((0, width), device=device, dtype=dtype)
+                for _ in range(batch)]
+    rows = torch.cat([r for r, _ in kept])
+    states = torch.cat([s for _, s in kept])
+    order = torch.sort(rows, stable=True).indices  # row-major, steps kept
+    counts = torch.bincount(rows, minlength=batch).tolist()
+    return list(states[order].split(counts, 0))
+
+
+def _forward_last(language_model, embeds, mask, pos, cache, cache_pos,
+                  use_cache: bool, want_hidden: bool):
+    """One LM call -> (logits of the last position [B, V] fp32, its
+    last-layer state [B, C] or None)."""
+    out = language_model(
+        inputs_embeds=embeds,
+        attention_mask=mask,
+        position_ids=pos,
+        past_key_values=cache,
+        use_cache=use_cache,
+        logits_to_keep=1,
+        output_last_hidden_state=want_hidden,
+        cache_position=cache_pos)
+    hidden = out['last_hidden_state'][:, -1] if want_hidden else None
+    return out.logits[:, -1].float(), hidden
+
+
+def _compiled_forward(language_model):
+    """``torch.compile`` of :func:`_forward_last`, made once per language
+    model (shapes are fixed per batch size with the static cache, so later
+    calls reuse the compiled graph)."""
+    fn = language_model.__dict__.get('_mmg_compiled_forward')
+    if fn is None:
+        fn = torch.compile(_forward_last, dynamic=False)
+        language_model.__dict__['_mmg_compiled_forward'] = fn
+    return fn
 
 
 @torch.no_grad()
@@ -102,8 +179,15 @@ def generate(language_model,
              tokenizer=None,
              hidden_source: str = 'preceding',
              suppress_token_ids: Sequence[int] = (),
-             use_cache: bool = True) -> GenerationOutput:
+             use_cache: bool = True,
+             state_token_ids: Optional[Sequence[int]] = None,
+             cache_implementation: str = 'dynamic',
+             compile: bool = False) -> GenerationOutput:
     """Generate a batch of continuations of left-padded prompt embeddings.
+
+    Every forward returns logits of the last position only
+    (``logits_to_keep=1``, prefill included) and the last layer's state
+    (``output_last_hidden_state``), never all layers'.
 
     Args:
         language_model: an :class:`HFCausalLM` (anything with ``embed(ids)``
@@ -117,18 +201,29 @@ def generate(language_model,
         eos_token_id: id(s) that end a row (kept in the output).
         pad_token_id: filler after a row has finished.
         stop_strings: a row also ends once its decoded text contains one of
-            these (needs ``tokenizer``).
+            these (needs ``tokenizer``; checked incrementally, see
+            :class:`StopStringWatcher`).
         hidden_source: ``'preceding'`` or ``'self'`` (see
             :class:`GenerationOutput`).
         suppress_token_ids: ids never generated (e.g. the ``<image>``
             placeholder, whose embedding row is never trained).
-        use_cache: decode incrementally with a ``DynamicCache``; False
-            recomputes the whole sequence every step (same result, slower).
+        use_cache: decode incrementally with a KV cache; False recomputes the
+            whole sequence every step (same result, slower).
+        state_token_ids: None keeps every generated token's state
+            (``hidden_states`` [B, T, C], for checks); ids (e.g. the seg
+            token) keep only those tokens' states (``token_states``), copied
+            out only at the steps that produce them; ``()`` keeps none.
+        cache_implementation: ``'dynamic'`` (``DynamicCache``) or
+            ``'static'`` (``StaticCache`` preallocated to L +
+            max_new_tokens + 1, with a fixed-width attention mask so that
+            every decode step has the same shapes).
+        compile: ``torch.compile`` the decode step (needs ``'static'``; for
+            GPUs, where it removes the per-step launch overhead).
 
     Returns:
         :class:`GenerationOutput`.
     """
-    from transformers import DynamicCache
+    from transformers import DynamicCache, StaticCache
     if hidden_source not in HIDDEN_SOURCES:
         raise ValueError(f'hidden_source must be one of {HIDDEN_SOURCES}, '
                          f'got {hidden_source!r}')
@@ -146,21 +241,47 @@ def generate(language_model,
     if max_new_tokens < 1:
         raise ValueError(f'generate: max_new_tokens must be >= 1, got '
                          f'{max_new_tokens}')
+    if cache_implementation not in ('dynamic', 'static'):
+        raise ValueError("generate: cache_implementation must be 'dynamic' "
+                         f"or 'static', got {cache_implementation!r}")
+    static = use_cache and cache_implementation == 'static'
+    if compile and not static:
+        raise ValueError("generate: compile=True needs use_cache=True and "
+                         "cache_implementation='static'")
     eos_ids = _as_id_list(eos_token_id)
-    batch, device = inputs_embeds.shape[0], inputs_embeds.device
+    keep_all = state_token_ids is None
+    keep_ids = torch.tensor(
+        _as_id_list(None if keep_all else list(state_token_ids)),
+        dtype=torch.long,
+        device=inputs_embeds.device)
+    want_hidden = keep_all or keep_ids.numel() > 0
+    batch, prompt_len = inputs_embeds.shape[:2]
+    device = inputs_embeds.device
 
+    prompt_mask = attention_mask.long()
     state = dict(
-        mask=attention_mask.long(),
+        mask=prompt_mask,
         embeds=inputs_embeds,  # what the next forward reads
         full=inputs_embeds,  # whole sequence (no-cache mode)
-        pos=position_ids_from_mask(attention_mask.long()))
+        pos=position_ids_from_mask(prompt_mask))
     next_pos = state['pos'][:, -1] + 1
-    cache = DynamicCache() if use_cache else None
+    cache, static_mask = None, None
+    if static:
+        total = prompt_len + max_new_tokens + 1  # + the 'self' tail step
+        cache = StaticCache(
+            config=language_model.model.config, max_cache_len=total)
+        # fixed width: slots after the current step are hidden by causality
+        static_mask = torch.cat(
+            [prompt_mask, prompt_mask.new_ones(batch, total - prompt_len)], 1)
+    elif use_cache:
+        cache = DynamicCache()
+    cache_pos = torch.arange(prompt_len, device=device)
+    fed = 0  # tokens fed after the prompt
 
     def feed(token: torch.Tensor, valid: torch.Tensor) -> None:
         """Append ``token`` [B] as the next input (rows not ``valid`` are
         finished: they feed id 0, whatever ``pad_token_id`` is)."""
-        nonlocal next_pos
+        nonlocal next_pos, cache_pos, fed
         token = torch.where(valid, token, torch.zeros_like(token))
         new = language_model.embed(token[:, None]).to(inputs_embeds.dtype)
         state['mask'] = torch.cat(
@@ -171,20 +292,24 @@ def generate(language_model,
             state['full'] = torch.cat([state['full'], new], dim=1)
             state['embeds'] = state['full']
             state['pos'] = position_ids_from_mask(state['mask'])
+        cache_pos = torch.tensor([prompt_len + fed], device=device)
+        fed += 1
         next_pos = next_pos + 1
 
     def step():
-        out = language_model(
-            inputs_embeds=state['embeds'],
-            attention_mask=state['mask'],
-            position_ids=state['pos'],
-            past_key_values=cache,
-            use_cache=use_cache,
-            output_hidden_states=True,
-            logits_to_keep=1)
-        return out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
+        # the prefill is never compiled (its length changes every call)
+        fn = _compiled_forward(language_model) if compile and fed else \
+            _forward_last
+        return fn(language_model, state['embeds'],
+                  static_mask if static else state['mask'], state['pos'],
+                  cache, cache_pos if static else None, use_cache,
+                  want_hidden)
 
+    watcher = StopStringWatcher(tokenizer, stop_strings, batch) \
+        if stop_strings else None
     tokens, hiddens, valids = [], [], []
+    kept: List[Tuple[torch.Tensor, torch.Tensor]] = []  # (rows, states)
+    pending = None  # 'self': rows whose last token's state is the next one
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
     eos = torch.tensor(eos_ids, dtype=torch.long, device=device)
@@ -192,40 +317,67 @@ def generate(language_model,
         if i > 0:
             feed(tokens[-1], valids[-1])
         logits, hidden = step()
+        if pending is not None:
+            kept.append((pending, hidden[pending]))
+            pending = None
         if len(suppress_token_ids):
             logits[:, list(suppress_token_ids)] = float('-inf')
         token = select_next_token(logits, do_sample, temperature, top_p,
                                   generator)
         token = torch.where(finished, torch.full_like(token, pad_token_id),
                             token)
-        lengths += (~finished).long()
-        valids.append(~finished)
+        valid = ~finished
+        lengths += valid.long()
+        valids.append(valid)
         tokens.append(token)
-        hiddens.append(hidden)
+        if keep_all:
+            hiddens.append(hidden)
         if eos.numel():
-            finished |= torch.isin(token, eos)
-        if stop_strings:
-            seq = torch.stack(tokens, 1)
-            for b in range(batch):
-                if not finished[b] and _hit_stop_string(
-                        tokenizer, seq[b, :lengths[b]], stop_strings):
-                    finished[b] = True
-        if bool(finished.all()):
+            finished = finished | torch.isin(token, eos)
+        # one host sync per step: done?, any state to keep?, the tokens
+        keep = torch.isin(token, keep_ids) & valid if keep_ids.numel() \
+            else None
+        flags = [finished.all()] + ([keep.any()] if keep is not None else [])
+        host = torch.stack(flags).tolist()
+        if watcher is not None:
+            both = torch.stack([token, (~finished).long()]).tolist()
+            hits = watcher.update(both[0], [bool(v) for v in both[1]])
+            if any(hits):
+                finished = finished | torch.tensor(hits, device=device)
+                host[0] = bool(finished.all())
+        if keep is not None and host[1]:
+            rows = keep.nonzero().squeeze(1)
+            if hidden_source == 'preceding':
+                kept.append((rows, hidden[rows]))
+            else:
+                pending = rows
+        if host[0]:
             break
 
     sequences = torch.stack(tokens, 1)
-    states = torch.stack(hiddens, 1)
-    if hidden_source == 'self':
+    states = torch.stack(hiddens, 1) if keep_all else None
+    if hidden_source == 'self' and (keep_all or pending is not None):
         # the state AT token t is the one that produced token t + 1; the last
         # token's own state needs one more forward.
         feed(tokens[-1], valids[-1])
         _, tail = step()
-        states = torch.cat([states[:, 1:], tail[:, None]], dim=1)
+        if keep_all:
+            states = torch.cat([states[:, 1:], tail[:, None]], dim=1)
+        else:
+            kept.append((pending, tail[pending]))
+    token_states = None
+    if not keep_all:
+        width = language_model.hidden_size
+        token_states = _gather_token_states(
+            kept, batch, width, device,
+            kept[0][1].dtype if kept else getattr(
+                language_model, 'compute_dtype', inputs_embeds.dtype))
     return GenerationOutput(
         sequences=sequences,
         lengths=lengths,
         hidden_states=states,
-        finished=finished)
+        finished=finished,
+        token_states=token_states)
 
 
 @torch.no_grad()
@@ -266,7 +418,7 @@ def reference_generate(
             inputs_embeds=embeds,
             attention_mask=mask,
             use_cache=False,
-            output_hidden_states=True)
+            output_hidden_states=True)  # as the official loop
         logits = out.logits[:, -1].float()
         if len(suppress_token_ids):
             logits[:, list(suppress_token_ids)] = float('-inf')

@@ -254,7 +254,9 @@ class SyncCounter:
         import sys
         for name in self.names:
             inner = getattr(torch.Tensor, name)
-            self.saved[name] = inner
+            # what torch.Tensor itself defines (None: inherited from the C
+            # base class, restored by deleting the spy)
+            self.saved[name] = torch.Tensor.__dict__.get(name)
 
             def spy(t, *args, _inner=inner, _name=name, **kwargs):
                 caller = sys._getframe(1).f_code.co_filename
@@ -275,11 +277,32 @@ class SyncCounter:
             for i in items)
 
     def __exit__(self, *exc):
-        for name, inner in self.saved.items():
-            setattr(torch.Tensor, name, inner)
+        for name, own in self.saved.items():
+            if own is None:
+                delattr(torch.Tensor, name)
+            else:
+                setattr(torch.Tensor, name, own)
+
+
+def test_loss_makes_one_host_sync_isolated():
+    """Runs the sync count in its own interpreter: spying on ``torch.Tensor``
+    methods leaves state behind that changed later tests' results."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, MMG_SYNC_COUNT='1')
+    out = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+         f'{__file__}::test_loss_makes_one_host_sync'],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert '1 passed' in out.stdout, out.stdout[-2000:]
 
 
 def test_loss_makes_one_host_sync(tok_dir):
+    import os
+    if os.environ.get('MMG_SYNC_COUNT') != '1':
+        pytest.skip('run in its own interpreter by the _isolated test')
     torch.manual_seed(0)
     model = MODELS.build(tiny_glamm_cfg(tok_dir)).train()
     inputs, samples = make_glamm_batch(

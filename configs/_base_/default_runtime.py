@@ -11,7 +11,8 @@ default_hooks = dict(
     visualization=dict(type='mmdet.DetVisualizationHook'))
 custom_hooks = [
     dict(type='TrainableWeightsCheckpointHook'),
-    dict(type='WeightsOnlyCheckpointHook')
+    dict(type='WeightsOnlyCheckpointHook'),
+    dict(type='RandomStateCheckpointHook'),
 ]
 
 env_cfg = dict(

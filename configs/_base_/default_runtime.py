@@ -11,9 +11,9 @@ default_hooks = dict(
     visualization=dict(type='mmdet.DetVisualizationHook'))
 custom_hooks = [
     dict(type='TrainableWeightsCheckpointHook'),
-    dict(type='WeightsOnlyCheckpointHook'),
-    dict(type='RandomStateCheckpointHook'),
+    dict(type='WeightsOnlyCheckpointHook')
 ]
+custom_hooks.append(dict(type='RandomStateCheckpointHook'))  # RNG for resume
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -140,19 +140,57 @@ class RandomStateCheckpointHook(Hook):
             states cannot be matched; training continues from the seed).
     """
 
-    priority = 'NORMAL'
+    # after LoggerHook (BELOW_NORMAL), before CheckpointHook (VERY_LOW): the
+    # states are gathered right before the checkpoint hook saves
+    priority = 'LOW'
 
     def __init__(self, strict_world_size: bool = False) -> None:
         self.strict_world_size = strict_world_size
         self._pending: Optional[dict] = None
         self._resumed_seed: Optional[int] = None
+        self._gathered: Optional[List[dict]] = None
 
     # -- saving ------------------------------------------------------------
+    # ``Runner.save_checkpoint`` (and so ``before_save_checkpoint``) runs on
+    # rank 0 only: a collective there would hang. Every rank gathers in the
+    # train-iter / train-epoch hook where a CheckpointHook is about to save.
+    def _gather_if_saving(self, runner, by_epoch: bool) -> None:
+        for hook in runner.hooks:
+            if not isinstance(hook, CheckpointHook) or hook.interval <= 0 \
+                    or hook.by_epoch != by_epoch:
+                continue
+            if by_epoch:
+                saving = hook.every_n_epochs(
+                    runner, hook.interval, hook.save_begin) or (
+                        hook.save_last and hook.is_last_train_epoch(runner))
+            else:
+                saving = hook.every_n_train_iters(
+                    runner, hook.interval, hook.save_begin) or (
+                        hook.save_last and hook.is_last_train_iter(runner))
+            if saving:
+                self._gathered = all_gather_object(capture_rng_state())
+                return
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        self._gather_if_saving(runner, by_epoch=False)
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather_if_saving(runner, by_epoch=True)
+
     def before_save_checkpoint(self, runner, checkpoint: Dict) -> None:
-        # every rank calls the hook (only rank 0 writes the file)
-        states: List[dict] = all_gather_object(capture_rng_state())
-        checkpoint[RNG_STATE_KEY] = dict(
-            world_size=get_world_size(), ranks=states)
+        world = get_world_size()
+        states = self._gathered
+        self._gathered = None
+        if states is None:
+            if world > 1:  # a save outside CheckpointHook: no gather ran
+                runner.logger.warning(
+                    'RandomStateCheckpointHook: checkpoint saved outside '
+                    'CheckpointHook under distributed training; its RNG '
+                    'states are not stored.')
+                return
+            states = [capture_rng_state()]
+        checkpoint[RNG_STATE_KEY] = dict(world_size=world, ranks=states)
 
     # -- loading -----------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: Dict) -> None:

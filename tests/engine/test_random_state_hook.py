@@ -203,3 +203,55 @@ def test_checkpoint_interval_must_align_with_accumulation(
     else:
         with pytest.raises(ValueError, match='accumulative_counts=2'):
             runner.train()
+
+
+class _SeenIndex(Hook):
+
+    def __init__(self):
+        self.seen = {}
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.seen[runner.iter + 1] = int(data_batch['inputs'][0, 0])
+
+
+def _index_runner(work_dir, max_iters, resume=False):
+    seen = _SeenIndex()
+    runner = Runner(
+        model=_Toy(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=[dict(inputs=torch.tensor([float(i), 1.]))
+                     for i in range(16)],
+            sampler=dict(type='InfiniteSampler', shuffle=True),
+            batch_size=1,
+            collate_fn=dict(type='default_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=2,
+                            by_epoch=False)),
+        custom_hooks=[dict(type='WeightsOnlyCheckpointHook'), RNG_HOOK, seen],
+        default_scope='mmgrounding',
+        resume=resume,
+        experiment_name=f'seen_{max_iters}_{int(resume)}')  # seed: random
+    return runner, seen
+
+
+def test_resume_without_fixed_seed_continues_the_checkpoint_shuffle(
+        tmp_path):
+    """No ``randomness.seed``: the resumed runner draws a new seed and builds
+    its sampler with it before ``resume`` re-applies the checkpoint's; the
+    hook re-seeds the sampler, so iterations 3-4 see what an uninterrupted
+    run with the checkpoint's seed sees."""
+    from mmengine.dataset import InfiniteSampler
+    cut, seen_cut = _index_runner(tmp_path, 2)
+    cut.train()
+    seed = torch.load(tmp_path / 'iter_2.pth', weights_only=False)['meta'][
+        'seed']
+    order = iter(InfiniteSampler(list(range(16)), shuffle=True, seed=seed))
+    expected = [next(order) for _ in range(4)]
+    assert [seen_cut.seen[i] for i in (1, 2)] == expected[:2]
+    resumed, seen = _index_runner(tmp_path, 4, resume=True)
+    resumed.train()
+    assert [seen.seen[i] for i in (3, 4)] == expected[2:]

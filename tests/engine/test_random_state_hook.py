@@ -20,9 +20,9 @@ from mmengine.runner import Runner
 
 from mmgrounding.engine.hooks import (RNG_STATE_KEY, capture_rng_state,
                                       restore_rng_state)
+from mmgrounding.registry import MODELS
 from mmgrounding.testing import (build_tiny_tokenizer, make_glamm_batch,
                                  tiny_glamm_cfg)
-from mmgrounding.registry import MODELS
 
 LORA = dict(r=4, lora_alpha=8, lora_dropout=0.5,
             target_modules=['q_proj', 'v_proj'])
@@ -231,7 +231,9 @@ def _index_runner(work_dir, max_iters, resume=False):
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=2,
                             by_epoch=False)),
-        custom_hooks=[dict(type='WeightsOnlyCheckpointHook'), RNG_HOOK, seen],
+        custom_hooks=[
+            dict(type='WeightsOnlyCheckpointHook'), RNG_HOOK, seen
+        ],
         default_scope='mmgrounding',
         resume=resume,
         experiment_name=f'seen_{max_iters}_{int(resume)}')  # seed: random
@@ -247,7 +249,7 @@ def test_resume_without_fixed_seed_continues_the_checkpoint_shuffle(
     from mmengine.dataset import InfiniteSampler
     cut, seen_cut = _index_runner(tmp_path, 2)
     cut.train()
-    seed = torch.load(tmp_path / 'iter_2.pth', weights_only=False)['meta'][
+    seed = torch.load(tmp_path / 'iter_2.pth', weights_only=True)['meta'][
         'seed']
     order = iter(InfiniteSampler(list(range(16)), shuffle=True, seed=seed))
     expected = [next(order) for _ in range(4)]

@@ -82,23 +82,20 @@ def batches(tok_dir: str) -> dict:
         ])
 
 
-class _LossLog:
-    """Hook recording the (local) loss of each iteration."""
+def _loss_log():
+    """A hook recording the (local) losses of each iteration."""
+    from mmengine.hooks import Hook
 
-    def __new__(cls):
-        from mmengine.hooks import Hook
+    class LossLog(Hook):
 
-        class LossLog(Hook):
-            losses: list = []
+        def __init__(self):
+            self.losses = []
 
-            def after_train_iter(self, runner, batch_idx, data_batch=None,
-                                 outputs=None):
-                self.losses.append(
-                    {k: v.item() for k, v in outputs.items()})
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None):
+            self.losses.append({k: v.item() for k, v in outputs.items()})
 
-        hook = LossLog()
-        hook.losses = []
-        return hook
+    return LossLog()
 
 
 def one_step(tok_dir, dataset, work_dir, name, distributed=False):
@@ -107,7 +104,7 @@ def one_step(tok_dir, dataset, work_dir, name, distributed=False):
     from mmengine.runner import Runner
 
     from mmgrounding.engine.distributed import CPU_DDP_WRAPPER
-    log = _LossLog()
+    log = _loss_log()
     kwargs = dict(
         launcher='pytorch',
         # Runner reads the wrapper from its config (runner.py:892-911)

@@ -1,8 +1,8 @@
 """Tiny GLaMM under ``FlexibleRunner`` + ``GroundingFSDPStrategy`` on every
 rank of a torchrun gloo group (``... fsdp_worker.py OUT_DIR MODE``).
 
-MODE (comma-separated list) ``straight`` trains 4 iterations; ``cut`` trains 2 (checkpoint at 2);
-``resume`` resumes the ``cut`` work dir and continues to 4. LoRA dropout 0.5
+MODE (comma-separated list): ``straight`` trains 4 iterations; ``cut``
+trains 2 (checkpoint at 2); ``resume`` resumes the ``cut`` work dir and continues to 4. LoRA dropout 0.5
 and a shuffled ``InfiniteSampler`` (rank r draws its own batches) make the
 RNG restore per rank matter. Each rank writes its logged losses; rank 0's
 full-state checkpoints (``state_dict_cfg='full'``) hold the weights.

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import mmgrounding  # noqa: F401  (weights-only checkpoint globals)
 from mmgrounding.testing.scripts import REPO_ROOT
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -53,9 +54,10 @@ def test_dist_train_and_dist_test_on_two_cpu_ranks(tmp_path):
         '--work-dir', str(work), '--cfg-options', 'train_cfg.max_iters=2',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
-        'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1'
+        'default_hooks.checkpoint.interval=2',
+        'default_hooks.logger.interval=1'
     ], tmp_path)
-    ckpt = torch.load(work / 'iter_2.pth', weights_only=False)
+    ckpt = torch.load(work / 'iter_2.pth', weights_only=True)
     assert ckpt['meta']['iter'] == 2
     assert ckpt['rng_state']['world_size'] == 2
     logs = sorted(work.glob('*/vis_data/scalars.json'))

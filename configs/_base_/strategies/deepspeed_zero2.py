@@ -12,7 +12,7 @@
 #                      weight_decay=0.))
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='DeepSpeedStrategy',
+    type='GroundingDeepSpeedStrategy',  # mmengine's + CPU init, hook callback
     zero_optimization=dict(
         stage=2,
         allgather_partitions=True,

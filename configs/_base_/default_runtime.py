@@ -9,6 +9,7 @@ custom_imports = dict(imports=['mmgrounding'], allow_failed_imports=False)
 
 custom_hooks = [
     dict(type='TrainableWeightsCheckpointHook'),
-    dict(type='WeightsOnlyCheckpointHook')
+    dict(type='WeightsOnlyCheckpointHook'),
+    dict(type='RandomStateCheckpointHook'),  # RNG states, for bit-exact resume
 ]
 visualizer = dict(type='mmgrounding.GroundingVisualizer')

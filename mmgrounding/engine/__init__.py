@@ -1,1 +1,3 @@
+from .distributed import prepare_distributed  # noqa: F401
 from .hooks import *  # noqa: F401,F403
+from .strategies import *  # noqa: F401,F403

@@ -1,0 +1,61 @@
+"""DeepSpeed through mmengine's ``FlexibleRunner`` on CPU ranks too.
+
+mmengine 0.10.7's ``DeepSpeedStrategy._setup_distributed`` goes through
+``init_dist``, which calls ``torch.cuda.set_device`` first; DeepSpeed itself
+selects its CPU accelerator (gloo) when no GPU is present. Without CUDA this
+subclass lets ``deepspeed.init_distributed('gloo')`` create the group.
+
+mmengine's ``save_checkpoint`` / ``resume`` take the runner's hook callback
+and ignore it, so ``before_save_checkpoint`` / ``after_load_checkpoint``
+never run: the message hub is then pickled with ``getattr`` (``--resume``
+fails under ``torch.load(weights_only=True)``) and no RNG state is saved.
+This subclass calls the callback on the extra checkpoint entries (meta,
+message hub; every rank calls ``save_checkpoint``) before DeepSpeed writes
+them, and on the loaded ones after resuming. The model weights never pass
+through hooks: trainable-only filtering is done by the model's
+``state_dict`` (``exclude_frozen_parameters=False``).
+"""
+from typing import Callable, Optional
+
+import torch
+from mmengine._strategy import DeepSpeedStrategy
+from mmengine.registry import STRATEGIES
+
+
+@STRATEGIES.register_module()
+class GroundingDeepSpeedStrategy(DeepSpeedStrategy):
+    """``DeepSpeedStrategy`` that also starts on CPU ranks."""
+
+    def _setup_distributed(self, launcher: Optional[str] = None,
+                           backend: str = 'nccl', **kwargs) -> None:
+        if not torch.cuda.is_available():
+            import deepspeed
+            deepspeed.init_distributed(dist_backend='gloo', **kwargs)
+            return
+        super()._setup_distributed(launcher, backend, **kwargs)
+
+    def save_checkpoint(self, filename: str, *, save_optimizer: bool = True,
+                        save_param_scheduler: bool = True,
+                        extra_ckpt: Optional[dict] = None,
+                        callback: Optional[Callable] = None) -> None:
+        extra_ckpt = {} if extra_ckpt is None else extra_ckpt
+        if callback is not None:
+            callback(extra_ckpt)  # hooks edit the entries DeepSpeed stores
+        super().save_checkpoint(
+            filename,
+            save_optimizer=save_optimizer,
+            save_param_scheduler=save_param_scheduler,
+            extra_ckpt=extra_ckpt)
+
+    def resume(self, filename: str, *, resume_optimizer: bool = True,
+               resume_param_scheduler: bool = True,
+               map_location='default',
+               callback: Optional[Callable] = None) -> dict:
+        extra_ckpt = super().resume(
+            filename,
+            resume_optimizer=resume_optimizer,
+            resume_param_scheduler=resume_param_scheduler,
+            map_location=map_location)
+        if callback is not None:
+            callback(extra_ckpt)
+        return extra_ckpt

@@ -367,6 +367,29 @@ def clean_answer(text: str) -> str:
     return ' '.join(text.split())
 
 
+def complete_markup(text: str, style: str = 'glamm') -> str:
+    """``text`` without markup that no complete phrase owns: an answer cut
+    at ``max_new_tokens`` (``'... <p> a'``) loses the unclosed tag, a close
+    tag without an open one is dropped, so the strict shared parser
+    (``structures.markup.parse_markup``) reads every answer."""
+    open_tag, close_tag, _ = MARKUP_TAGS[style]
+    out, inside = [], False
+    for piece in re.split(f'({re.escape(open_tag)}|{re.escape(close_tag)})',
+                          text):
+        if piece == open_tag:
+            if inside:  # a second open before a close: drop the first
+                out[last_open] = ' '
+            last_open, inside = len(out), True
+        elif piece == close_tag:
+            if not inside:
+                piece = ' '
+            inside = False
+        out.append(piece)
+    if inside:
+        out[last_open] = ' '
+    return ' '.join(''.join(out).split())
+
+
 def answer_html(text: str, phrases: Sequence[str] = (),
                 style: str = 'glamm') -> str:
     """The answer as HTML, each grounded phrase in its mask's colour.
@@ -379,16 +402,14 @@ def answer_html(text: str, phrases: Sequence[str] = (),
     ``max_new_tokens``: ``... <p> a``) is dropped, as GLaMM's caption
     does. Text is HTML-escaped.
     """
-    plain, spans = parse_markup(clean_answer(text), style)
-    leftovers = MARKUP_TAGS[style]  # e.g. an unclosed "<p> a" at the end
+    plain, spans = parse_markup(
+        complete_markup(clean_answer(text), style), style, bare_tokens=True)
 
     def between(piece: str) -> str:
-        for tag in leftovers:
-            piece = piece.replace(tag, ' ')
         return html.escape(re.sub(r'\s+', ' ', piece))
 
     out, cursor = [], 0
-    for k, (start, end, phrase) in enumerate(spans):
+    for k, (start, end) in enumerate(spans):
         colour = PALETTE[k % len(PALETTE)]
         out.append(between(plain[cursor:start]))
         if end > start:

@@ -20,7 +20,6 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmgrounding  # noqa: E402,F401  (registers modules, checkpoint globals)
-from mmgrounding.engine.distributed import prepare_distributed  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -91,6 +90,7 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
+    from mmgrounding.engine.distributed import prepare_distributed
     prepare_distributed(cfg)  # CPU ranks: gloo, DDP device_ids=None
 
     if 'runner_type' not in cfg:

@@ -18,7 +18,6 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmgrounding  # noqa: E402,F401  (registers modules, checkpoint globals)
-from mmgrounding.engine.distributed import prepare_distributed  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -96,6 +95,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = build_cfg(args)
+    from mmgrounding.engine.distributed import prepare_distributed
     prepare_distributed(cfg)  # CPU ranks: gloo, DDP device_ids=None
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)

@@ -2,10 +2,10 @@
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Tuple
 
-import mmengine
 
 from mmgrounding.datasets.base_grounding import BaseGroundingDataset, RecordFn
-from mmgrounding.datasets.utils import (IMAGE_TOKEN, RecordError, index_coco,
+from mmgrounding.datasets.utils import (IMAGE_TOKEN, AnnotationFile,
+                                        RecordError, index_coco,
                                         xywh_to_xyxy)
 from mmgrounding.registry import DATASETS
 
@@ -33,16 +33,18 @@ class DenseRegionCaptionDataset(BaseGroundingDataset):
     DEFAULT_TASK = 'region_caption'
     SOURCE = 'dense_region_caption'
 
-    def load_records(self) -> Iterable[Tuple[Any, RecordFn]]:
-        images, anns = index_coco(
-            mmengine.load(self.ann_file, file_format='json'))
+    def load_records(self) -> Iterable[Tuple[str, Any, RecordFn]]:
+        ann = AnnotationFile(self.ann_file, dict, 'a COCO-style object with '
+                             '"images" and "annotations"')
+        images, anns = index_coco(ann.data, self.ann_file)
         groups: 'OrderedDict[Any, List[Tuple[dict, dict]]]' = OrderedDict()
         for image in images:
             key = image.get('original_id', image.get('file_name'))
             for ann in anns.get(image.get('id'), []):
                 groups.setdefault(key, []).append((image, ann))
         for key, entries in groups.items():
-            yield key, (lambda k=key, e=entries: [self._parse(k, e)])
+            yield self.ann_file, key, (
+                lambda k=key, e=entries: [self._parse(k, e)])
 
     def _parse(self, key: Any, entries: List[Tuple[dict, dict]]) -> dict:
         first = entries[0][0]

@@ -14,7 +14,7 @@ custom_imports = dict(
     allow_failed_imports=False)
 
 data_root = 'data/synthetic/'
-_configs = 'projects/detect_then_describe/configs/'
+_configs = '{{ fileDirname }}/'  # this folder, whatever the working dir
 detector_config = _configs + 'rtmdet_tiny-w025_synthetic.py'
 detector_checkpoint = 'work_dirs/dtd_rtmdet/epoch_2.pth'
 lmm_config = _configs + 'glamm_llama-tiny_regcap_synthetic.py'

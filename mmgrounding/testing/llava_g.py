@@ -42,7 +42,8 @@ def tiny_llava_g_cfg(tokenizer_dir: str,
     from mmgrounding.models.grounding_heads.openseed_grounding_head import \
         tiny_openseed_head_cfg
     from transformers import AutoTokenizer
-    pad_id = AutoTokenizer.from_pretrained(tokenizer_dir).pad_token_id
+    pad_id = AutoTokenizer.from_pretrained(
+        tokenizer_dir, local_files_only=True).pad_token_id
     cfg = dict(
         type='LLaVAGrounding',
         data_preprocessor=dict(

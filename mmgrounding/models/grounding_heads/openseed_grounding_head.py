@@ -38,7 +38,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import mmdet.models.backbones  # noqa: F401 (registers SwinTransformer)
 import torch
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import MultiScaleDeformableAttention
 from mmdet.models.detectors import DeformableDETR
 from mmdet.models.layers.transformer import MLP, inverse_sigmoid
 from mmdet.structures import DetDataSample
@@ -51,6 +50,7 @@ from torch.nn import functional as F
 from mmgrounding.registry import MODELS
 from mmgrounding.structures import GroundingDataError
 from ..layers import (OpenSeeDPixelDecoder, OpenSeeDTransformerDecoder,
+                      init_openseed_decoder,
                       SegTokenSimilarity, openseed_decoder_layer_cfg,
                       openseed_encoder_cfg)
 from .openseed_criterion import OpenSeeDCriterion
@@ -260,16 +260,7 @@ class OpenSeeDGroundingHead(BaseModule):
     # ------------------------------------------------------------------
     # initialisation
     def _init_decoder_side(self) -> None:
-        """Official decoder init: xavier-uniform matrices, deformable
-        attention's own init, zero last box layer."""
-        for p in self.decoder.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
-        for m in self.decoder.modules():
-            if isinstance(m, MultiScaleDeformableAttention):
-                m.init_weights()
-        nn.init.constant_(self.reg_branch.layers[-1].weight, 0.)
-        nn.init.constant_(self.reg_branch.layers[-1].bias, 0.)
+        init_openseed_decoder(self.decoder, self.reg_branch)
 
     def train(self, mode: bool = True) -> 'OpenSeeDGroundingHead':
         """A frozen head stays in eval mode whatever the runner asks."""

@@ -18,7 +18,8 @@ import torch
 from mmdet.models.layers.transformer import (DinoTransformerDecoder,
                                              coordinate_to_encoding,
                                              inverse_sigmoid)
-from torch import Tensor
+from mmcv.cnn.bricks.transformer import MultiScaleDeformableAttention
+from torch import Tensor, nn
 
 from mmgrounding.registry import MODELS
 
@@ -48,6 +49,20 @@ def openseed_decoder_layer_cfg(embed_dims: int = 256,
             num_fcs=2,
             ffn_drop=0.0,
             act_cfg=dict(type='ReLU', inplace=True)))
+
+
+def init_openseed_decoder(decoder: nn.Module, reg_branch: nn.Module) -> None:
+    """Official decoder init, shared by the grounding head and the prompt
+    encoder: xavier-uniform matrices, deformable attention's own init, a
+    zero last layer of the shared box MLP ``reg_branch``."""
+    for p in decoder.parameters():
+        if p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+    for m in decoder.modules():
+        if isinstance(m, MultiScaleDeformableAttention):
+            m.init_weights()
+    nn.init.constant_(reg_branch.layers[-1].weight, 0.)
+    nn.init.constant_(reg_branch.layers[-1].bias, 0.)
 
 
 @MODELS.register_module()

@@ -46,7 +46,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import mmdet.models.backbones  # noqa: F401 (registers SwinTransformer)
 import mmdet.models.losses  # noqa: F401 (registers mmdet losses)
 import torch
-from mmcv.cnn.bricks.transformer import MultiScaleDeformableAttention
 from mmcv.ops import point_sample
 from mmdet.models.layers.transformer import MLP, inverse_sigmoid
 from mmdet.models.utils import get_uncertain_point_coords_with_randomness
@@ -64,7 +63,8 @@ from ..grounding_heads.openseed_grounding_head import (OPENSEED_DECODER,
                                                        OPENSEED_PIXEL_DECODER,
                                                        SWIN_T,
                                                        tiny_openseed_parts)
-from ..layers import OpenSeeDPixelDecoder, OpenSeeDTransformerDecoder
+from ..layers import (OpenSeeDPixelDecoder, OpenSeeDTransformerDecoder,
+                      init_openseed_decoder)
 
 #: Prompt-type ids of ``pb_embedding`` (official: click 0, box 1).
 PROMPT_TYPE_IDS = {'click': 0, 'box': 1}
@@ -229,16 +229,7 @@ class SemanticSAMPromptEncoder(BaseModule):
     # ------------------------------------------------------------------
     # initialisation
     def _init_decoder_side(self) -> None:
-        """Official decoder init: xavier-uniform matrices, deformable
-        attention's own init, zero last box layer."""
-        for p in self.decoder.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
-        for m in self.decoder.modules():
-            if isinstance(m, MultiScaleDeformableAttention):
-                m.init_weights()
-        nn.init.constant_(self.reg_branch.layers[-1].weight, 0.)
-        nn.init.constant_(self.reg_branch.layers[-1].bias, 0.)
+        init_openseed_decoder(self.decoder, self.reg_branch)
 
     def init_weights(self) -> None:
         super().init_weights()

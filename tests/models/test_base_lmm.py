@@ -190,7 +190,7 @@ def test_train_and_test_hidden_sources_are_separate(tok_dir):
     model.predict(pred_inputs, pred_samples)
     kind, embeds, mask = model.grounding_head.seen
     assert kind == 'predict' and mask.sum().item() == 1
-    answer = torch.tensor(model.refseg_answer_ids)
+    answer = torch.tensor(model._refseg_answer_ids(""))
     ids = torch.cat([pred_inputs['input_ids'][0], answer])[None]
     with torch.no_grad():
         hidden = _lm_hidden(model, ids, pred_inputs, pred_samples,
@@ -219,7 +219,7 @@ def test_teacher_forced_refseg_ignores_earlier_rounds_seg(tok_dir):
     out = model.predict(inputs, samples)
     assert len(out[0].pred_instances) == 1
     _, embeds, mask = model.grounding_head.seen
-    answer = torch.tensor(model.refseg_answer_ids)
+    answer = torch.tensor(model._refseg_answer_ids(""))
     ids = torch.cat([inputs['input_ids'][0], answer])[None]
     with torch.no_grad():
         hidden = _lm_hidden(model, ids, inputs, samples, torch.ones_like(ids))

@@ -247,3 +247,84 @@ def test_stage3_skips_the_grounding_losses(tok_dir):
     assert 'loss_lm' in losses and any(k.startswith('vp.') for k in losses)
     assert not any('loss_cls' in k or k.endswith('loss_bbox')
                    and not k.startswith('vp.') for k in losses), sorted(losses)
+
+
+def _given_answer_batch(model, phrases):
+    inputs, samples = make_llava_g_batch(
+        model, ['q (with grounding)'], answers=[ANSWER],
+        ori_sizes=[(60, 90)])
+    samples[0].set_metainfo(dict(task='phrase_grounding',
+                                 gt_phrases=phrases))
+    return inputs, samples
+
+
+def test_given_answer_is_grounded_by_one_forward(model):
+    """teacher_forced_tasks: the <seg> tokens of the answer in the input
+    (e.g. Flickr30K's GT phrases) are grounded; nothing is generated."""
+    model.eval()
+    model.teacher_forced_tasks = ('phrase_grounding', )
+    inputs, samples = _given_answer_batch(model, ['the red circle', 'a cat'])
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError('a given answer must not be generated')
+
+    model.generate_batch = no_generation
+    # independent reference: one plain LM pass, states at the two <seg>
+    ids = inputs['input_ids']
+    embeds = model.embed_inputs(ids, inputs, samples)
+    with torch.no_grad():
+        hidden = model.language_model(
+            inputs_embeds=embeds,
+            attention_mask=inputs['attention_mask'],
+            output_hidden_states=True).hidden_states[-1]
+    seg_pos = [k for k, t in enumerate(ids[0].tolist())
+               if t == model.seg_token_id]
+    if model.test_seg_hidden_source == 'preceding':
+        seg_pos = [k - 1 for k in seg_pos]
+    prompt, mask = model.project_prompts([hidden[0, seg_pos]])
+    expected = model.grounding_head.predict(
+        prompt, model.grounding_inputs(inputs, mask), samples)[0]
+
+    out = model.predict(inputs, samples)[0]
+    assert out.pred_phrases == ['the red circle', 'a cat']
+    assert 'the red circle' in out.pred_text
+    assert out.pred_text.count('<seg>') == 2
+    assert out.pred_instances.labels.tolist() == [0, 1]
+    torch.testing.assert_close(out.pred_instances.bboxes, expected.bboxes)
+    assert torch.equal(out.pred_instances.masks, expected.masks)
+
+
+def test_given_answer_must_match_the_gt_phrases(model):
+    model.eval()
+    model.teacher_forced_tasks = ('phrase_grounding', )
+    inputs, samples = _given_answer_batch(model, ['the red circle'])
+    with pytest.raises(ValueError, match='2 <seg> tokens but 1 gt_phrases'):
+        model.predict(inputs, samples)
+
+
+def test_topk_predictions_rank_queries_per_token(tok_dir):
+    """predict_topk=3: three instances per <seg>, token by token, best
+    first; the first of each token is the top-1 prediction."""
+    torch.manual_seed(0)
+    cfg = tiny_llava_g_cfg(tok_dir)
+    top1 = MODELS.build(cfg).eval()
+    cfg['grounding_head']['predict_topk'] = 3
+    torch.manual_seed(0)
+    top3 = MODELS.build(cfg).eval()
+    inputs, samples = make_llava_g_batch(
+        top1, ['q (with grounding)'], answers=[ANSWER], ori_sizes=[(60, 90)])
+    prompt = torch.randn(1, 2, top1.language_model.hidden_size)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    one = top1.grounding_head.predict(
+        prompt, top1.grounding_inputs(inputs, mask), samples)[0]
+    three = top3.grounding_head.predict(
+        prompt, top3.grounding_inputs(inputs, mask), samples)[0]
+    assert three.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    for t in range(2):
+        s = three.scores[3 * t:3 * t + 3]
+        assert bool((s[:-1] >= s[1:]).all())
+    torch.testing.assert_close(three.bboxes[[0, 3]], one.bboxes)
+    torch.testing.assert_close(three.scores[[0, 3]], one.scores)
+    with pytest.raises(ValueError, match='predict_topk'):
+        cfg['grounding_head']['predict_topk'] = 0
+        MODELS.build(cfg)

@@ -3,7 +3,8 @@
 The real configs run through mmengine's ``Runner`` on a small synthetic
 world written into a temp dir (the configs' relative ``data/synthetic``
 paths resolve there via chdir): train, save, test with the REC + RES
-metrics, and the GVC view with the Grounding-Bench metric.
+metrics, the GVC view with the Grounding-Bench metric, and the Flickr30K
+view (given answers, Recall@k).
 """
 from pathlib import Path
 
@@ -65,3 +66,13 @@ def test_two_iterations_then_rec_res_and_gvc_tests(world_dir, tmp_path,
                      [f'load_from={ckpt}'])
     gvc_metrics = Runner.from_cfg(gvc).test()
     assert any('F1' in k for k in gvc_metrics), gvc_metrics
+
+    flickr = _quick_cfg(STEM + '-flickr-test.py', tmp_path / 'flickr',
+                        [f'load_from={ckpt}'])
+    flickr_metrics = Runner.from_cfg(flickr).test()
+    for k in (1, 5, 10):
+        value = flickr_metrics[f'flickr30k/R@{k}']
+        assert 0.0 <= value <= 100.0, flickr_metrics
+    # more boxes per phrase can only find more of them
+    assert flickr_metrics['flickr30k/R@1'] <= flickr_metrics[
+        'flickr30k/R@5'] <= flickr_metrics['flickr30k/R@10']

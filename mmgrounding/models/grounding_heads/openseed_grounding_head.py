@@ -186,6 +186,9 @@ class OpenSeeDGroundingHead(BaseModule):
             a token none passes gets NO instance, where the release emits a
             zero box and an empty mask).
         softmax_threshold: 0.2 (``LLaVA_G_Eval.py``).
+        predict_topk: with ``'top1'``, the k highest-scoring queries per
+            token (k = 1 by default; Flickr30K Recall@5/10 rank 10), token
+            by token, best first.
         mask_threshold: logit threshold of the masks (0).
         prompt_norm: NOT official, off by default. A norm config
             (``dict(type='LN')`` or ``dict(type='BN1d')``, mmcv
@@ -210,6 +213,7 @@ class OpenSeeDGroundingHead(BaseModule):
                  criterion: dict = dict(),
                  predict_rule: str = 'top1',
                  softmax_threshold: float = 0.2,
+                 predict_topk: int = 1,
                  mask_threshold: float = 0.0,
                  prompt_norm: Optional[dict] = None,
                  trainable: bool = True,
@@ -218,9 +222,13 @@ class OpenSeeDGroundingHead(BaseModule):
         if predict_rule not in ('top1', 'softmax'):
             raise ValueError(f"predict_rule must be 'top1' or 'softmax', "
                              f'got {predict_rule!r}')
+        if predict_topk < 1 or predict_topk > num_queries:
+            raise ValueError(f'predict_topk must be in [1, {num_queries}], '
+                             f'got {predict_topk}')
         self.prompt_dim = prompt_dim
         self.embed_dims = embed_dims
         self.num_queries = num_queries
+        self.predict_topk = predict_topk
         self.predict_rule = predict_rule
         self.softmax_threshold = softmax_threshold
         self.mask_threshold = mask_threshold
@@ -556,7 +564,7 @@ class OpenSeeDGroundingHead(BaseModule):
             per sample ``InstanceData(masks Bool [M, H, W], bboxes [M, 4]
             xyxy, scores [M], labels [M] = token index 0..N_i-1)``, at the
             original size (``rescale=True``) or in the G x G canvas.
-            ``'top1'``: M = N_i.
+            ``'top1'``: M = k * N_i (k = ``predict_topk``).
         """
         prompt_mask = self._check_inputs(prompt_embeds, grounding_inputs,
                                          data_samples)
@@ -574,10 +582,12 @@ class OpenSeeDGroundingHead(BaseModule):
                 cols = torch.nonzero(prompt_mask[i]).flatten()
                 logits = final['logits'][i][:, cols]  # [Q, N_i]
                 if self.predict_rule == 'top1':
-                    best = logits.argmax(0)
-                    query_idx = best
-                    labels = torch.arange(len(cols), device=logits.device)
-                    scores = logits.gather(0, best[None])[0].sigmoid()
+                    k = self.predict_topk
+                    top, best = logits.topk(k, dim=0)  # [k, N_i]
+                    query_idx = best.t().reshape(-1)
+                    labels = torch.arange(
+                        len(cols), device=logits.device).repeat_interleave(k)
+                    scores = top.t().reshape(-1).sigmoid()
                 else:
                     prob = logits.softmax(0)
                     query_idx, labels = torch.nonzero(

@@ -128,6 +128,11 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             ``cache_implementation`` (``'dynamic'`` or ``'static'``),
             ``compile`` (``torch.compile`` the decode step; static cache).
         image_token, seg_token: token names (ids are looked up).
+        teacher_forced_tasks: tasks whose test samples already hold the
+            answer (test pipeline ``with_answer=True``), read by one forward
+            instead of generated: the grounding tokens of the GIVEN answer
+            are grounded (e.g. ``('phrase_grounding', )``: Flickr30K
+            Entities phrases are given, as in MDETR-style evaluation).
     """
     answer_style: str = 'glamm'
 
@@ -147,6 +152,7 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                  generation_cfg: Optional[dict] = None,
                  image_token: str = '<image>',
                  seg_token: str = '[SEG]',
+                 teacher_forced_tasks: Sequence[str] = (),
                  init_cfg: Optional[dict] = None) -> None:
         if isinstance(data_preprocessor, dict):
             # built from our registry, so no default scope is needed
@@ -176,6 +182,7 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
         self.image_feature_level = image_feature_level
         self.train_seg_hidden_source = train_seg_hidden_source
         self.test_seg_hidden_source = test_seg_hidden_source
+        self.teacher_forced_tasks = tuple(teacher_forced_tasks)
         self.generation_cfg = dict(
             max_new_tokens=32,
             do_sample=False,
@@ -655,11 +662,73 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             results[i] = Answer(text, out.token_states[j], phrases)
         return results
 
+    def given_answers(self, inputs: Dict[str, torch.Tensor],
+                      data_samples: List[DetDataSample],
+                      idx: Sequence[int]) -> Dict[int, Answer]:
+        """Answers already in ``input_ids`` (``teacher_forced_tasks``).
+
+        One forward over prompt + given answer; the answer's grounding
+        tokens (label != -100) are grounded, one per ``gt_phrases`` entry.
+        """
+        rows = self._rows(inputs, idx)
+        labels = inputs.get('labels')
+        if labels is None:
+            raise ValueError(f'{type(self).__name__}: teacher-forced tasks '
+                             'need labels (test pipeline with_answer=True)')
+        ids, mask = self._repack_left(rows)
+        embeds = self.embed_inputs(ids, self._select(inputs, idx),
+                                   [data_samples[i] for i in idx])
+        out = self.language_model(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            output_last_hidden_state=True,
+            logits_to_keep=1)
+        valid = torch.zeros_like(ids, dtype=torch.bool)
+        answer_ids = []
+        for j, i in enumerate(idx):
+            keep = inputs['attention_mask'][i].bool() \
+                if 'attention_mask' in inputs else torch.ones_like(
+                    labels[i], dtype=torch.bool)
+            in_answer = labels[i][keep] != -100
+            valid[j, ids.shape[1] - len(in_answer):] = in_answer
+            answer_ids.append(rows[j][in_answer])
+        states = self.grounding_states(out['last_hidden_state'], ids,
+                                       self.test_seg_hidden_source, valid)
+        results = {}
+        for j, i in enumerate(idx):
+            phrases = list(data_samples[i].metainfo.get('gt_phrases') or [])
+            if len(states[j]) != len(phrases):
+                raise ValueError(
+                    f'{type(self).__name__}: the given answer of sample '
+                    f'{data_samples[i].metainfo.get("img_id")!r} has '
+                    f'{len(states[j])} {self.seg_token} tokens but '
+                    f'{len(phrases)} gt_phrases')
+            results[i] = Answer(self.decode(answer_ids[j]), states[j],
+                                phrases)
+        return results
+
+    def answer_samples(self, inputs: Dict[str, torch.Tensor],
+                       data_samples: List[DetDataSample],
+                       idx: Sequence[int]) -> Dict[int, Answer]:
+        """Answers of samples ``idx``: given (``teacher_forced_tasks``) or
+        generated, each group in one batch."""
+        given = [i for i in idx if data_samples[i].metainfo.get('task')
+                 in self.teacher_forced_tasks]
+        generated = [i for i in idx if i not in given]
+        results = {}
+        if given:
+            results.update(self.given_answers(inputs, data_samples, given))
+        if generated:
+            results.update(
+                self.generate_answers(inputs, data_samples, generated))
+        return results
+
     def answer(self, inputs: Dict[str, torch.Tensor],
                data_samples: List[DetDataSample]) -> Dict[int, Answer]:
-        """[seam] The answer of every sample (default: generated)."""
-        return self.generate_answers(inputs, data_samples,
-                                     list(range(len(data_samples))))
+        """[seam] The answer of every sample (default: generated, or given
+        for ``teacher_forced_tasks``)."""
+        return self.answer_samples(inputs, data_samples,
+                                   list(range(len(data_samples))))
 
     @torch.no_grad()
     def predict(self, inputs: Dict[str, torch.Tensor],

@@ -45,10 +45,15 @@ class GLaMM(BaseGroundedLMM):
         train_seg_hidden_source, test_seg_hidden_source: ``'preceding'``
             (official: the hidden state of the token before ``[SEG]``, whose
             logits predict it) or ``'self'`` (the state at ``[SEG]``).
+        teacher_forced_tasks: tasks read from a given answer instead of
+            generated (see :class:`BaseGroundedLMM`).
         refseg_teacher_forcing: evaluate ``task == 'refseg'`` samples as the
             official RefSeg evaluation does: one forward over the prompt plus
             ``refseg_answer`` (one copy per expected target), no generation.
         refseg_answer: the teacher-forced answer; must contain the seg token.
+            A ``{phrase}`` in it is replaced by each target's expression
+            (``gt_phrases``), for recipes trained to echo the expression
+            before ``[SEG]`` (e.g. ``'Sure, it is <p> {phrase} </p> [SEG].'``).
         generation_cfg: ``max_new_tokens``, ``do_sample``, ``temperature``,
             ``top_p``, ``stop_strings``, ``seed``, ``use_cache``.
         image_token, bbox_token, seg_token: token names (ids are looked up).
@@ -74,6 +79,7 @@ class GLaMM(BaseGroundedLMM):
                  image_token: str = '<image>',
                  bbox_token: str = '<bbox>',
                  seg_token: str = '[SEG]',
+                 teacher_forced_tasks: Sequence[str] = (),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             vision_encoder=vision_encoder,
@@ -97,15 +103,14 @@ class GLaMM(BaseGroundedLMM):
             generation_cfg=generation_cfg,
             image_token=image_token,
             seg_token=seg_token,
+            teacher_forced_tasks=teacher_forced_tasks,
             init_cfg=init_cfg)
         self.region_feature_levels = None if region_feature_levels is None \
             else tuple(region_feature_levels)
         self.bbox_token_id = self.prompt_token_ids[bbox_token]
         self.refseg_teacher_forcing = refseg_teacher_forcing
         self.refseg_answer = refseg_answer
-        self.refseg_answer_ids = self.tokenizer(
-            refseg_answer, add_special_tokens=False).input_ids
-        if self.seg_token_id not in self.refseg_answer_ids:
+        if self.seg_token_id not in self._refseg_answer_ids('x'):
             raise ValueError(f'GLaMM: refseg_answer {refseg_answer!r} has '
                              f'no {seg_token} token')
 
@@ -120,9 +125,22 @@ class GLaMM(BaseGroundedLMM):
         return views
 
     # ---------------------------------------------------- RefSeg (official)
-    def _num_refseg_targets(self, sample: DetDataSample) -> int:
-        phrases = sample.metainfo.get('gt_phrases')
-        return max(len(phrases), 1) if phrases else 1
+    def _refseg_answer_ids(self, phrase: str) -> List[int]:
+        """Token ids of ``refseg_answer`` with ``{phrase}`` filled in."""
+        text = self.refseg_answer.replace('{phrase}', phrase)
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def _refseg_answer(self, sample: DetDataSample) -> List[int]:
+        """The teacher-forced answer ids: one template per expected target
+        (per ``gt_phrases`` entry, at least one)."""
+        phrases = list(sample.metainfo.get('gt_phrases') or [])
+        if '{phrase}' in self.refseg_answer and not phrases:
+            raise ValueError('GLaMM: refseg_answer has {phrase} but the '
+                             'sample has no gt_phrases')
+        ids: List[int] = []
+        for phrase in phrases or ['']:
+            ids += self._refseg_answer_ids(phrase)
+        return ids
 
     def teacher_forced_answers(self, inputs: Dict[str, torch.Tensor],
                                data_samples: List[DetDataSample],
@@ -135,8 +153,8 @@ class GLaMM(BaseGroundedLMM):
         """
         rows, answers = [], []
         for i in idx:
-            k = self._num_refseg_targets(data_samples[i])
-            answer = inputs['input_ids'].new_tensor(self.refseg_answer_ids * k)
+            answer = inputs['input_ids'].new_tensor(
+                self._refseg_answer(data_samples[i]))
             rows.append(torch.cat([self._rows(inputs, [i])[0], answer]))
             answers.append(answer)
         ids, mask = self._repack_left(rows)
@@ -175,8 +193,7 @@ class GLaMM(BaseGroundedLMM):
             results.update(
                 self.teacher_forced_answers(inputs, data_samples, tf_idx))
         if gen_idx:
-            results.update(
-                self.generate_answers(inputs, data_samples, gen_idx))
+            results.update(self.answer_samples(inputs, data_samples, gen_idx))
         return results
 
 

@@ -9,7 +9,7 @@ in the question take the embedding of a visual-prompt encoder. Everything
 model-neutral lives in :class:`~mmgrounding.models.lmms.base.BaseGroundedLMM`;
 this file only states LLaVA-G's choices.
 """
-from typing import Optional
+from typing import Optional, Sequence
 
 from mmgrounding.registry import MODELS
 from .base import BaseGroundedLMM, PromptSlot
@@ -48,6 +48,9 @@ class LLaVAGrounding(BaseGroundedLMM):
         generation_cfg, image_token, init_cfg: see
             :class:`BaseGroundedLMM`.
         seg_token, obj_token: token names (ids are looked up).
+        teacher_forced_tasks: tasks read from a given answer instead of
+            generated (see :class:`BaseGroundedLMM`; Flickr30K test view:
+            ``('phrase_grounding', )``).
         grounding_loss: False skips the grounding head's losses (official
             stage 3: only the prompt encoder and ``<obj>`` answers train; its
             own losses come from ``prompt_encoder.loss_and_embed``).
@@ -73,6 +76,7 @@ class LLaVAGrounding(BaseGroundedLMM):
                  seg_token: str = '<seg>',
                  obj_token: str = '<obj>',
                  grounding_loss: bool = True,
+                 teacher_forced_tasks: Sequence[str] = (),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(
             vision_encoder=vision_encoder,
@@ -96,6 +100,7 @@ class LLaVAGrounding(BaseGroundedLMM):
             generation_cfg=generation_cfg,
             image_token=image_token,
             seg_token=seg_token,
+            teacher_forced_tasks=teacher_forced_tasks,
             init_cfg=init_cfg)
         self.grounding_loss = grounding_loss
         head_dim = getattr(self.grounding_head, 'prompt_dim', None)

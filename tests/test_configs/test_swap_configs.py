@@ -9,6 +9,7 @@ built), save, then ``runner.test()`` on 2 samples with the config's own
 metrics.
 """
 import math
+import pprint
 from pathlib import Path
 
 import pytest
@@ -105,9 +106,20 @@ class _Snapshot(Hook):
         }
 
 
+@pytest.fixture
+def plain_config_text(monkeypatch):
+    """The Runner formats the whole config with yapf (several seconds per
+    call on these configs) each time it logs, dumps or checkpoints it; this
+    test reads none of that text, so a pprint of the same dict stands in."""
+    monkeypatch.setattr(
+        Config, 'pretty_text',
+        property(lambda self: pprint.pformat(self.to_dict(), width=79)))
+
+
 @pytest.mark.parametrize('stem', sorted(EXPECTED))
 def test_swap_trains_two_iterations_and_predicts(stem, world_dir, tmp_path,
-                                                 monkeypatch):
+                                                 monkeypatch,
+                                                 plain_config_text):
     torch.set_num_threads(1)
     monkeypatch.chdir(world_dir)
     model_type, attr, part_type, metric_keys = EXPECTED[stem]

@@ -9,7 +9,6 @@ built), save, then ``runner.test()`` on 2 samples with the config's own
 metrics.
 """
 import math
-import pprint
 from pathlib import Path
 
 import pytest
@@ -110,10 +109,10 @@ class _Snapshot(Hook):
 def plain_config_text(monkeypatch):
     """The Runner formats the whole config with yapf (several seconds per
     call on these configs) each time it logs, dumps or checkpoints it; this
-    test reads none of that text, so a pprint of the same dict stands in."""
+    test reads none of that text, so the repr of the same dict stands in."""
     monkeypatch.setattr(
         Config, 'pretty_text',
-        property(lambda self: pprint.pformat(self.to_dict(), width=79)))
+        property(lambda self: repr(self.to_dict())))
 
 
 @pytest.mark.parametrize('stem', sorted(EXPECTED))

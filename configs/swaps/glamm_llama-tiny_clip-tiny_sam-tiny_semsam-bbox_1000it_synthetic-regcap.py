@@ -4,10 +4,12 @@
 # encoder's interactive decoder turns it into the <bbox> embedding and adds
 # its own losses (mask, IoU score, box; x 0.2). The tiny GLaMM recipe's
 # refseg + GCG data gain the synthetic RefCOCOg region captions, and the
-# test is region captioning (CIDEr / METEOR).
+# test is region captioning (CIDEr / METEOR). The encoder is built from the
+# tiny OpenSeeD parts (Swin, pixel decoder, DINO decoder), as Semantic-SAM
+# shares them with the grounding model (llava_g_design.md §2).
 _base_ = [
     '../glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py',
-    '../_base_/models/tiny_parts/semantic_sam_prompt_encoder.py'
+    '../_base_/models/tiny_parts/openseed_head.py'
 ]
 
 model = dict(
@@ -16,11 +18,11 @@ model = dict(
         _delete_=True,
         type='SemanticSAMPromptEncoder',
         lm_dim={{_base_.llm_hidden}},
-        backbone={{_base_.tiny_semantic_sam_prompt_encoder.backbone}},
-        pixel_decoder={{_base_.tiny_semantic_sam_prompt_encoder.pixel_decoder}},
-        decoder={{_base_.tiny_semantic_sam_prompt_encoder.decoder}},
+        backbone={{_base_.tiny_openseed_head.backbone}},
+        pixel_decoder={{_base_.tiny_openseed_head.pixel_decoder}},
+        decoder={{_base_.tiny_openseed_head.decoder}},
         embed_dims={{_base_.tiny_openseed_head.embed_dims}},
-        num_points={{_base_.tiny_semantic_sam_prompt_encoder.num_points}}),
+        num_points=256),  # points of its mask losses
     region_view='grounding_pixels',
     region_prompts='visual_prompts_grounding')
 

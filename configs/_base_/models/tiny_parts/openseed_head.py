@@ -1,7 +1,7 @@
 # LLaVA-G's grounding head at tiny size: OpenSeeD with Swin 1-1-1-1 (dims
 # 32..256), d = 32, 20 queries (llava_g_design.md §8), reading the raw
 # 128-wide <seg> states. Its backbone / pixel_decoder / decoder also build
-# the tiny Semantic-SAM prompt encoder (./semantic_sam_prompt_encoder.py).
+# the tiny Semantic-SAM prompt encoder of the swaps (the same parts).
 tiny_openseed_head = dict(
     type='OpenSeeDGroundingHead',
     prompt_dim=128,

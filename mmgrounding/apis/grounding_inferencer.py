@@ -624,9 +624,9 @@ class GroundingInferencer(BaseInferencer):
         if encoded and not self._reads_visual_prompts():
             raise ValueError(
                 f'GroundingInferencer: {type(self.model).__name__} takes box '
-                f'and mark prompts only (its prompt encoder reads boxes, or '
-                f'it has none); got {sorted(encoded)} prompts: points and '
-                'scribbles need a visual prompt encoder '
+                f'prompts only (and marks, which are painted): its prompt '
+                f'encoder reads boxes, or it has none; got {sorted(encoded)} '
+                'prompts: points and scribbles need a visual prompt encoder '
                 '(SemanticSAMPromptEncoder)')
         batches = self.preprocess(records, batch_size=batch_size)
         preds: List[DetDataSample] = []

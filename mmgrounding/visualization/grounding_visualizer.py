@@ -1,5 +1,5 @@
-"""Draws grounded answers: masks and boxes in colour, each phrase in its colour,
-and the sample's visual prompts (boxes, clicks, scribbles) on top."""
+"""Draws grounded answers: masks and boxes in colour, each phrase in its
+colour, and the sample's visual prompts (boxes, clicks, scribbles) on top."""
 import textwrap
 from typing import List, Optional, Sequence, Tuple
 

@@ -28,7 +28,8 @@ SCRIBBLE = [(60.0, 10.0), (90.0, 22.0), (115.0, 14.0)]
 BOX = (10.0, 60.0, 50.0, 90.0)
 MARK = (70.0, 48.0, 122.0, 92.0)
 GLAMM = ROOT / 'configs/swaps/' \
-    'glamm_llama-tiny_clip-tiny_sam-tiny_semsam-bbox_1000it_synthetic-regcap.py'
+    'glamm_llama-tiny_clip-tiny_sam-tiny_semsam-bbox_1000it_synthetic-' \
+    'regcap.py'
 LLAVA_G = ROOT / 'configs/llava_grounding/' \
     'llava-g_llama-tiny_clip-tiny_openseed-tiny_600it_synthetic.py'
 

@@ -166,3 +166,30 @@ def test_swap_trains_two_iterations_and_predicts(stem, world_dir, tmp_path,
     for key, value in metrics.items():
         if 'CIDEr' not in key:  # CIDEr x 100 may exceed 100
             assert 0.0 <= value <= 100.0, (key, value)
+
+
+@pytest.mark.parametrize('stem', [s for s in sorted(EXPECTED) if 'qwen2' in s])
+def test_qwen2_config_replaces_the_llama_config_whole(stem):
+    cfg = Config.fromfile(str(SWAPS / f'{stem}.py'))
+    part = Config.fromfile(
+        str(ROOT / 'configs/_base_/models/tiny_parts/qwen2.py'))
+    assert cfg.model.language_model.config == part.tiny_qwen2_config
+
+
+def test_prompt_encoder_swaps_rewire_the_slot():
+    """The slot of the swapped placeholder reads the new encoder's view and
+    prompt field (the GLaMM seam region_view / region_prompts)."""
+    glamm = Config.fromfile(str(SWAPS / (
+        'glamm_llama-tiny_clip-tiny_sam-tiny_semsam-bbox_1000it_'
+        'synthetic-regcap.py'))).model
+    assert (glamm.region_view, glamm.region_prompts) == (
+        'grounding_pixels', 'visual_prompts_grounding')
+    assert 'grounding' in glamm.data_preprocessor.prompt_views
+    llava = Config.fromfile(str(SWAPS / (
+        'llava-g_llama-tiny_clip-tiny_openseed-tiny_roialign-obj_600it_'
+        'synthetic-regcap.py'))).model
+    assert (llava.prompt_view, llava.prompts_field) == (
+        'clip_feats', 'region_bboxes_clip')
+    # the region encoder pools as many CLIP levels as the encoder returns
+    assert len(llava.vision_encoder.select_layers) == \
+        llava.prompt_encoder.num_levels

@@ -134,6 +134,8 @@ def test_swap_trains_two_iterations_and_predicts(stem, world_dir, tmp_path,
     cfg.merge_from_dict(_options(quick))
     if attr.endswith('_encoder') and attr != 'vision_encoder':
         _prompt_sources_only(cfg)
+    # no validation while training (the recipes validate after max_iters)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     model = runner.model

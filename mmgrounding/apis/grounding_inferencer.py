@@ -68,7 +68,10 @@ def _depth(value) -> int:
 
 #: region prompt kind -> (argument name, ndim of one prompt, its shape rule)
 _PROMPT_KINDS = dict(box=('boxes', 1), click=('points', 1),
-                     scribble=('scribbles', 2))
+                     scribble=('scribbles', 2), mark=('marks', 1))
+#: prompt kinds a model reads through a visual-prompt encoder (a box also
+#: reaches a box encoder as a box; a mark is painted, never encoded)
+_ENCODED_KINDS = ('click', 'scribble')
 
 
 class GroundingInferencer(BaseInferencer):
@@ -144,9 +147,17 @@ class GroundingInferencer(BaseInferencer):
                 f'LoadImageFromFile step; steps: '
                 f'{[t["type"] for t in pipeline]}')
         pipeline[loaders[0]]['type'] = 'mmdet.InferencerLoader'
-        for step in pipeline:
-            if step['type'].split('.')[-1] == 'FormatGroundedConversation':
+        # the caller gives the prompts: none is sampled from annotations
+        pipeline = [t for t in pipeline
+                    if t['type'].split('.')[-1] != 'SampleVisualPrompts']
+        names = [t['type'].split('.')[-1] for t in pipeline]
+        for step, name in zip(pipeline, names):
+            if name == 'FormatGroundedConversation':
                 step['with_answer'] = False
+        if 'PaintMarks' not in names and 'FormatGroundedConversation' in \
+                names:  # marks= are painted (a no-op without marks)
+            pipeline.insert(names.index('FormatGroundedConversation'),
+                            dict(type='PaintMarks'))
         return Compose(pipeline)
 
     def _init_collate(self, cfg: ConfigType):
@@ -244,12 +255,13 @@ class GroundingInferencer(BaseInferencer):
                     what = f'prompts in {names}' if found else 'no prompt'
                     raise ValueError(
                         f'GroundingInferencer: input {i}, region {k}: {what};'
-                        ' give exactly one of boxes/points/scribbles per '
+                        ' give exactly one of boxes/points/scribbles/marks '
+                        'per '
                         'placeholder (align the lists with None)')
                 kind, value = found[0]
                 arr = np.asarray(value, dtype=np.float32)
                 ok = np.isfinite(arr).all()
-                if kind == 'box':
+                if kind in ('box', 'mark'):
                     ok = ok and arr.shape == (4, ) and arr[2] > arr[0] \
                         and arr[3] > arr[1]
                 elif kind == 'click':
@@ -261,8 +273,8 @@ class GroundingInferencer(BaseInferencer):
                     raise ValueError(
                         f'GroundingInferencer: input {i}, region {k}: bad '
                         f'{_PROMPT_KINDS[kind][0][:-1]} {arr.tolist()} '
-                        '(box: x2 > x1, y2 > y1; point: [x, y]; scribble: '
-                        '>= 2 [x, y] points)')
+                        '(box, mark: x2 > x1, y2 > y1; point: [x, y]; '
+                        'scribble: >= 2 [x, y] points)')
                 regions.append((kind, arr))
             out.append(regions)
         return out
@@ -272,12 +284,14 @@ class GroundingInferencer(BaseInferencer):
         """``regions`` (data contract: one xyxy box each) and
         ``visual_prompts`` (``SampleVisualPrompts`` format, original
         pixels) of ``(kind, array)`` region prompts. A click's box is its
-        pixel, a scribble's the box of its points."""
+        pixel, a scribble's the box of its points; a mark is the filled
+        rectangle of its box (its ``mask`` is rasterised by
+        :meth:`_add_prompt_masks`, then ``PaintMarks`` paints it)."""
         boxes, prompts = [], []
         for kind, arr in regions:
-            if kind == 'box':
+            if kind in ('box', 'mark'):
                 box = arr
-                prompts.append(dict(type='box', instance_id=None, box=arr))
+                prompts.append(dict(type=kind, instance_id=None, box=arr))
             else:
                 pts = arr.reshape(-1, 2)
                 box = np.concatenate([pts.min(0), pts.max(0) + 1])
@@ -335,7 +349,8 @@ class GroundingInferencer(BaseInferencer):
                       task: str = 'chat',
                       history=None,
                       points=None,
-                      scribbles=None) -> List[dict]:
+                      scribbles=None,
+                      marks=None) -> List[dict]:
         """One data-contract record per (image, prompt) pair.
 
         A single image with several prompts (or one prompt for several
@@ -371,12 +386,14 @@ class GroundingInferencer(BaseInferencer):
                 'of either')
         if not images:
             raise ValueError('GroundingInferencer: no inputs')
-        if points is None and scribbles is None:
+        only_boxes = points is None and scribbles is None and marks is None
+        if only_boxes:
             per_boxes = self._normalise_boxes(boxes, len(images))
             per_regions = [[('box', b) for b in box] for box in per_boxes]
         else:
             per_regions = self._normalise_region_prompts(
-                len(images), boxes=boxes, points=points, scribbles=scribbles)
+                len(images), boxes=boxes, points=points, scribbles=scribbles,
+                marks=marks)
             per_boxes = per_regions
         per_history = self._normalise_history(history, len(images))
         records = []
@@ -386,8 +403,8 @@ class GroundingInferencer(BaseInferencer):
             users = [u for u, _ in turns] + [question]
             n_slots = sum(len(_REGION_RE.findall(u)) for u in users)
             if n_slots != len(box):  # box: this input's region prompts
-                what = f'{len(box)} box(es)' if points is None and \
-                    scribbles is None else f'{len(box)} region prompt(s)'
+                what = f'{len(box)} box(es)' if only_boxes else \
+                    f'{len(box)} region prompt(s)'
                 where = 'the prompt' if not turns else \
                     'the prompt and its history'
                 raise ValueError(
@@ -412,7 +429,7 @@ class GroundingInferencer(BaseInferencer):
                 expression=text if task == 'refseg' else None)
             record['regions'], visual_prompts = self._region_entries(
                 per_regions[i])
-            if points is not None or scribbles is not None:
+            if not only_boxes or self._reads_visual_prompts():
                 record['visual_prompts'] = visual_prompts
             if isinstance(img, np.ndarray):
                 if img.ndim not in (2, 3) or (img.ndim == 3
@@ -434,12 +451,23 @@ class GroundingInferencer(BaseInferencer):
             records.append(record)
         return records
 
+    def _reads_visual_prompts(self) -> bool:
+        """Whether a prompt slot of the model reads ``visual_prompts_*``
+        (prompt dicts: a click / scribble / box encoder such as
+        ``SemanticSAMPromptEncoder``) rather than boxes, with an encoder."""
+        model = getattr(self, 'model', None)
+        return any(
+            slot.prompts.startswith('visual_prompts')
+            and getattr(model, slot.encoder, None) is not None
+            for slot in getattr(model, 'prompt_slots', {}).values())
+
     @staticmethod
     def _add_scribble_masks(record: dict) -> dict:
         """Rasterise each scribble (``mask`` float32 [H, W], 3 px wide, as
-        ``SampleVisualPrompts``' default ``scribble_width``)."""
+        ``SampleVisualPrompts``' default ``scribble_width``) and each mark
+        (its filled box)."""
         prompts = record.get('visual_prompts') or []
-        if not any(p['type'] == 'scribble' for p in prompts):
+        if not any(p['type'] in ('scribble', 'mark') for p in prompts):
             return record
         if 'img' in record:
             h, w = record['img'].shape[:2]
@@ -454,6 +482,12 @@ class GroundingInferencer(BaseInferencer):
                 pts = np.round(p['points']).astype(np.int32)[:, None]
                 cv2.polylines(canvas, [pts], False, 1, thickness=3)
                 p['mask'] = canvas.astype(np.float32)
+            elif p['type'] == 'mark':
+                x1, y1 = np.floor(p['box'][:2]).astype(int).clip(0)
+                x2, y2 = np.ceil(p['box'][2:]).astype(int)
+                canvas = np.zeros((h, w), np.float32)
+                canvas[y1:y2, x1:x2] = 1.0
+                p['mask'] = canvas
         return record
 
     def _prepare(self, record: dict) -> dict:
@@ -518,6 +552,7 @@ class GroundingInferencer(BaseInferencer):
                  history=None,
                  points=None,
                  scribbles=None,
+                 marks=None,
                  batch_size: int = 1,
                  return_datasamples: bool = False,
                  max_new_tokens: Optional[int] = None,
@@ -550,8 +585,13 @@ class GroundingInferencer(BaseInferencer):
                 ``[x, y]``) prompts, per input one entry per placeholder like
                 ``boxes``; mixing kinds, align the lists with None (the k-th
                 placeholder takes the one kind not None at k). They need a
-                model with a visual prompt encoder (``prompt_encoder``,
-                LLaVA-Grounding); GLaMM takes boxes only.
+                model whose prompt slot reads visual prompts (LLaVA-G's
+                ``SemanticSAMPromptEncoder``, or GLaMM with it as
+                ``region_encoder``); a box encoder (RoIAlign) takes boxes.
+            marks: Set-of-Mark prompts, one xyxy box per placeholder like
+                ``boxes``: the box's filled rectangle is painted on the
+                image with its number (``PaintMarks``) and the placeholder
+                becomes that number (``[1]``, ...), for any model.
             batch_size: samples per forward (batched, left-padded
                 generation).
             return_datasamples: return the filled ``DetDataSample``s instead
@@ -577,16 +617,17 @@ class GroundingInferencer(BaseInferencer):
             raise ValueError(f'GroundingInferencer: batch_size must be >= 1, '
                              f'got {batch_size}')
         records = self.build_records(inputs, prompt, boxes, task, history,
-                                     points, scribbles)
+                                     points, scribbles, marks)
         kinds = {p['type'] for r in records for p in r.get('visual_prompts',
                                                              [])}
-        if kinds - {'box'} and getattr(self.model, 'prompt_encoder',
-                                       None) is None:
+        encoded = kinds & set(_ENCODED_KINDS)
+        if encoded and not self._reads_visual_prompts():
             raise ValueError(
                 f'GroundingInferencer: {type(self.model).__name__} takes box '
-                f'prompts only (no prompt_encoder); got '
-                f'{sorted(kinds - {"box"})} prompts: points and scribbles '
-                'need a model with a visual prompt encoder (LLaVA-Grounding)')
+                f'prompts only (and marks, which are painted): its prompt '
+                f'encoder reads boxes, or it has none; got {sorted(encoded)} '
+                'prompts: points and scribbles need a visual prompt encoder '
+                '(SemanticSAMPromptEncoder)')
         batches = self.preprocess(records, batch_size=batch_size)
         preds: List[DetDataSample] = []
         with self._model_settings(
@@ -603,14 +644,25 @@ class GroundingInferencer(BaseInferencer):
                                 mask_format=mask_format)
 
     # ----------------------------------------------------------- visualise
-    @staticmethod
-    def _rgb(record: dict) -> np.ndarray:
+    @classmethod
+    def _rgb(cls, record: dict) -> np.ndarray:
+        """The image the model saw, RGB: marks painted as ``PaintMarks``
+        paints them (same numbers, colours and masks)."""
         if 'img' in record:
             img = record['img']
             if img.ndim == 2:
                 img = np.repeat(img[..., None], 3, axis=2)
-            return np.ascontiguousarray(img[..., ::-1])
-        return mmcv.imread(record['img_path'], channel_order='rgb')
+        else:
+            img = mmcv.imread(record['img_path'])
+        marks = [p for p in cls._add_scribble_masks(
+            dict(record, img=img)).get('visual_prompts') or []
+                 if p['type'] == 'mark']
+        if marks:
+            from mmgrounding.datasets.transforms import PaintMarks
+            painter = PaintMarks()
+            for number, p in enumerate(marks, 1):
+                img = painter.paint(img, p['mask'] > 0, number)
+        return np.ascontiguousarray(img[..., ::-1])
 
     def visualize(self,
                   inputs: List[dict],

@@ -1,12 +1,17 @@
 # Tiny GLaMM (~3 M parameters): the exact 7B code paths at toy sizes, for the
 # synthetic world (128 px images). See shared facts in
 # ../shared/reference/tiny_models.md for why the sizes are what they are.
+# The seg projector, region encoder and SAM head are ./tiny_parts/'s
+# (shared with the swaps of configs/swaps/).
+_base_ = [
+    './tiny_parts/seg_projector.py', './tiny_parts/region_encoder.py',
+    './tiny_parts/sam_head.py'
+]
 tiny_llm_tokenizer_dir = 'data/synthetic/tokenizer'
 image_size = 128
 clip_size = 128
 clip_hidden = 128
 llm_hidden = 128
-prompt_channels = 128
 
 model = dict(
     type='GLaMM',
@@ -50,56 +55,9 @@ model = dict(
         lora=None,  # a randomly initialised LM trains fully
         trainable='all',
         attn_implementation='sdpa'),
-    seg_projector=dict(
-        type='MLPProjector',
-        in_channels=llm_hidden,
-        out_channels=prompt_channels,
-        hidden_channels=llm_hidden,
-        act='ReLU',
-        norm='BN1d'),  # keeps [SEG] prompts of different phrases apart
-    region_encoder=dict(
-        type='GLaMMRegionEncoder',
-        in_channels=clip_hidden,
-        out_channels=llm_hidden,
-        num_levels=2,
-        image_size=clip_size,
-        roi_size=4,
-        query_channels=clip_hidden,
-        pos_hidden_channels=32,
-        num_fuse=2,
-        norm_cfg=dict(type='GN', num_groups=8)),
-    grounding_head=dict(
-        type='SAMGroundingHead',
-        sam=dict(
-            config=dict(
-                type='SamConfig',
-                vision_config=dict(
-                    hidden_size=64,
-                    output_channels=prompt_channels,
-                    num_hidden_layers=2,
-                    num_attention_heads=2,
-                    image_size=image_size,
-                    patch_size=16,
-                    mlp_dim=128,
-                    global_attn_indexes=[0, 1],
-                    window_size=0,
-                    num_pos_feats=prompt_channels // 2,
-                    initializer_range=0.02),
-                prompt_encoder_config=dict(
-                    hidden_size=prompt_channels,
-                    image_size=image_size,
-                    patch_size=16,
-                    mask_input_channels=16),
-                mask_decoder_config=dict(
-                    hidden_size=prompt_channels,
-                    num_hidden_layers=2,
-                    num_attention_heads=4,
-                    mlp_dim=2 * prompt_channels,
-                    iou_head_hidden_dim=prompt_channels))),
-        prompt_channels=prompt_channels,
-        image_size=image_size,
-        # the tiny SAM is random: its image encoder must learn too
-        trainable='all'),
+    seg_projector={{_base_.tiny_seg_projector}},
+    region_encoder={{_base_.tiny_region_encoder}},
+    grounding_head={{_base_.tiny_sam_head}},
     image_feature_level=-1,
     train_seg_hidden_source='preceding',
     test_seg_hidden_source='preceding',

@@ -9,7 +9,7 @@ the resized image and resized to the original image, as SAM's
 ``postprocess_masks``; a pixel is foreground where its logit is > 0.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import mmdet.models.losses  # noqa: F401 (registers mmdet losses)
 import torch
@@ -123,22 +123,8 @@ class SAMGroundingHead(BaseModule):
                  loss_dice: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        sam = dict(sam)
-        self.sam = build_sam(
-            sam.pop('pretrained_model_name_or_path', None),
-            sam.pop('config', None), sam.pop('model_kwargs', None))
-        if sam:
-            raise ValueError(f'Unknown keys in sam: {sorted(sam)}')
-        cfg = self.sam.config
-        check_sam_sizes(cfg)
-        if cfg.mask_decoder_config.hidden_size != prompt_channels:
-            raise ValueError(
-                f'prompt_channels={prompt_channels} differs from the SAM mask '
-                f'decoder hidden_size {cfg.mask_decoder_config.hidden_size}')
-        if cfg.vision_config.image_size != image_size:
-            raise ValueError(
-                f'image_size={image_size} differs from the SAM vision '
-                f'image_size {cfg.vision_config.image_size}')
+        self.sam = self.build_model(sam)
+        self.check_model(prompt_channels, image_size)
         self.prompt_channels = prompt_channels
         self.prompt_dim = prompt_channels
         self.image_size = image_size
@@ -146,7 +132,7 @@ class SAMGroundingHead(BaseModule):
         trainable = parts if trainable == 'all' else tuple(trainable)
         unknown = set(trainable) - set(parts)
         if unknown:
-            raise ValueError(f'SAMGroundingHead: unknown trainable parts '
+            raise ValueError(f'{type(self).__name__}: unknown trainable parts '
                              f'{sorted(unknown)}; expected some of {parts} '
                              "or 'all'")
         self.trainable = trainable
@@ -161,6 +147,36 @@ class SAMGroundingHead(BaseModule):
         self.loss_mask = MODELS.build(loss_mask or GLAMM_LOSS_MASK)
         self.loss_dice = MODELS.build(loss_dice or GLAMM_LOSS_DICE)
         self.train(self.training)
+
+    # --------------------------------------------- model-specific hooks
+    # A SAM-family head (SAM2GroundingHead) overrides build_model,
+    # check_model, extract_feat and decode_low_res; targets, losses (BCE +
+    # DICE), upsampling, the DDP zero tie and prediction are shared.
+    @staticmethod
+    def build_model(sam: dict) -> SamModel:
+        """The HF model from ``dict(pretrained_model_name_or_path=...)`` or
+        ``dict(config=...)`` (+ ``model_kwargs``)."""
+        sam = dict(sam)
+        model = build_sam(
+            sam.pop('pretrained_model_name_or_path', None),
+            sam.pop('config', None), sam.pop('model_kwargs', None))
+        if sam:
+            raise ValueError(f'Unknown keys in sam: {sorted(sam)}')
+        return model
+
+    def check_model(self, prompt_channels: int, image_size: int) -> None:
+        """Raise unless the model's sizes agree with each other and with
+        ``prompt_channels`` / ``image_size``."""
+        cfg = self.sam.config
+        check_sam_sizes(cfg)
+        if cfg.mask_decoder_config.hidden_size != prompt_channels:
+            raise ValueError(
+                f'prompt_channels={prompt_channels} differs from the SAM mask '
+                f'decoder hidden_size {cfg.mask_decoder_config.hidden_size}')
+        if cfg.vision_config.image_size != image_size:
+            raise ValueError(
+                f'image_size={image_size} differs from the SAM vision '
+                f'image_size {cfg.vision_config.image_size}')
 
     def init_weights(self) -> None:
         """Leave the transformers weights alone.
@@ -226,48 +242,19 @@ class SAMGroundingHead(BaseModule):
             mode='bilinear', align_corners=False)
         return logits.squeeze(1)
 
-    def mask_logits(self, feats: Tensor, prompts: Sequence[Tensor],
-                    grounding_sizes: Tensor,
-                    out_sizes: Sequence[Sequence[int]]) -> List[Tensor]:
-        """Mask logits for every prompt of a batch, in ONE decoder call.
+    def decode_low_res(self, feats: Tensor, owner: Tensor,
+                       prompts: Tensor) -> Tensor:
+        """The mask decoder on (image, prompt) pairs: [N, h4, w4] logits.
 
-        Each prompt becomes its own decoder batch entry paired with its
-        image's embedding (the decoder treats (image, prompt) pairs
-        independently), then logits are upsampled per image to its size.
-
-        Args:
-            feats: [B, C, h, w] from :meth:`extract_feat`.
-            prompts: B tensors [M_i, prompt_dim] (M_i may be 0).
-            grounding_sizes: [B, 2] (h, w) of each resized image in the pad.
-            out_sizes: B output (H, W): the original image sizes, or the
-                padded view (G, G) for ``rescale=False``.
-
-        Returns:
-            B fp32 logit tensors [M_i, H_i, W_i].
+        Each of the N prompts [N, D] is the single sparse token of its own
+        decoder batch entry, paired with the embedding of image
+        ``owner[n]``; the dense prompt is ``no_mask_embed``; the single-mask
+        output (``multimask_output=False``) is kept.
         """
-        if not len(prompts) == len(feats) == len(out_sizes):
-            raise ValueError(
-                f'got {len(feats)} image embeddings, '
-                f'{len(prompts)} prompt sets, {len(out_sizes)} sizes')
-        for prm in prompts:
-            if prm.dim() != 2 or prm.shape[-1] != self.prompt_dim:
-                raise ValueError(
-                    f'prompts must be [M, {self.prompt_dim}], got '
-                    f'{tuple(prm.shape)}')
-        counts = [len(prm) for prm in prompts]
-        outputs = [
-            feats.new_zeros((0, int(h), int(w)), dtype=torch.float32)
-            for h, w in out_sizes
-        ]
-        if sum(counts) == 0:
-            return outputs
         dtype = self.dtype
-        owner = torch.repeat_interleave(
-            torch.arange(len(prompts), device=feats.device),
-            torch.tensor(counts, device=feats.device))
         embeddings = feats.to(dtype)[owner]  # [N, C, h, w]
         num, channels, h, w = embeddings.shape
-        sparse = torch.cat(list(prompts)).to(dtype)[:, None, None, :]
+        sparse = prompts.to(dtype)[:, None, None, :]
         dense = self.sam.prompt_encoder.no_mask_embed.weight.to(
             dtype).reshape(1, channels, 1, 1).expand(num, channels, h, w)
         image_pe = self.sam.get_image_wide_positional_embeddings().to(
@@ -278,7 +265,63 @@ class SAMGroundingHead(BaseModule):
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=False)
-        per_image = low_res[:, 0, 0].split(counts, 0)
+        return low_res[:, 0, 0]
+
+    @staticmethod
+    def select_feats(feats: Any, idx: Optional[Sequence[int]]) -> Any:
+        """Images ``idx`` of an :meth:`extract_feat` output (a tensor or a
+        list of per-level tensors); ``idx=None`` returns the batch-sized
+        leading tensor (its length is the batch)."""
+        if isinstance(feats, (list, tuple)):
+            return feats[0] if idx is None else [f[idx] for f in feats]
+        return feats if idx is None else feats[idx]
+
+    @classmethod
+    def _device_of(cls, feats: Any) -> torch.device:
+        return cls.select_feats(feats, None).device
+
+    def mask_logits(self, feats: Any, prompts: Sequence[Tensor],
+                    grounding_sizes: Tensor,
+                    out_sizes: Sequence[Sequence[int]]) -> List[Tensor]:
+        """Mask logits for every prompt of a batch, in ONE decoder call.
+
+        Each prompt becomes its own decoder batch entry paired with its
+        image's embedding (the decoder treats (image, prompt) pairs
+        independently), then logits are upsampled per image to its size.
+
+        Args:
+            feats: :meth:`extract_feat` output (SAM: [B, C, h, w]).
+            prompts: B tensors [M_i, prompt_dim] (M_i may be 0).
+            grounding_sizes: [B, 2] (h, w) of each resized image in the pad.
+            out_sizes: B output (H, W): the original image sizes, or the
+                padded view (G, G) for ``rescale=False``.
+
+        Returns:
+            B fp32 logit tensors [M_i, H_i, W_i].
+        """
+        num_images = len(self.select_feats(feats, None))
+        if not len(prompts) == num_images == len(out_sizes):
+            raise ValueError(
+                f'got {num_images} image embeddings, '
+                f'{len(prompts)} prompt sets, {len(out_sizes)} sizes')
+        for prm in prompts:
+            if prm.dim() != 2 or prm.shape[-1] != self.prompt_dim:
+                raise ValueError(
+                    f'prompts must be [M, {self.prompt_dim}], got '
+                    f'{tuple(prm.shape)}')
+        counts = [len(prm) for prm in prompts]
+        outputs = [
+            torch.zeros((0, int(h), int(w)), dtype=torch.float32,
+                        device=self._device_of(feats)) for h, w in out_sizes
+        ]
+        if sum(counts) == 0:
+            return outputs
+        owner = torch.repeat_interleave(
+            torch.arange(len(prompts), device=self._device_of(feats)),
+            torch.tensor(counts, device=self._device_of(feats)))
+        low_res = self.decode_low_res(feats, owner,
+                                      torch.cat(list(prompts)))
+        per_image = low_res.split(counts, 0)
         for i, logits in enumerate(per_image):
             if counts[i]:
                 outputs[i] = self.upsample_logits(
@@ -293,7 +336,7 @@ class SAMGroundingHead(BaseModule):
         if prompt_embeds.dim() != 3 or prompt_embeds.shape[0] != num or \
                 tuple(mask.shape) != tuple(prompt_embeds.shape[:2]):
             raise ValueError(
-                f'SAMGroundingHead: prompt_embeds must be [B={num}, N, '
+                f'{type(self).__name__}: prompt_embeds must be [B={num}, N, '
                 f'{self.prompt_dim}] with a [B, N] prompt_mask, got '
                 f'{tuple(prompt_embeds.shape)} and {tuple(mask.shape)}')
         return [prompt_embeds[i][mask[i]] for i in range(num)]
@@ -307,7 +350,7 @@ class SAMGroundingHead(BaseModule):
             return {}
         feats = grounding_inputs.get('feats')
         feats = self.extract_feat(grounding_inputs['pixels'][idx]) \
-            if feats is None else feats[idx]
+            if feats is None else self.select_feats(feats, idx)
         logits = self.mask_logits(feats, [prompts[i] for i in idx],
                                   grounding_inputs['sizes'][idx],
                                   [out_sizes[i] for i in idx])

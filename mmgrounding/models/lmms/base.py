@@ -445,8 +445,9 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
         mask = torch.zeros(embeds.shape[:2], dtype=torch.bool,
                            device=ref.device)
         for i, part in enumerate(flat.split(counts, 0)):
-            embeds[i, :counts[i]] = part
-            mask[i, :counts[i]] = True
+            if counts[i]:  # an empty part keeps the LM width, not D
+                embeds[i, :counts[i]] = part
+                mask[i, :counts[i]] = True
         return embeds, mask
 
     @staticmethod

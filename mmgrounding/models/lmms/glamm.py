@@ -33,9 +33,18 @@ class GLaMM(BaseGroundedLMM):
         grounding_head: any head of the grounding-head contract
             (``SAMGroundingHead`` in the paper; its losses carry the mask
             BCE 2.0 and DICE 0.5 weights).
-        region_encoder: optional ``GLaMMRegionEncoder`` config for ``<bbox>``
-            prompts; it reads ``region_bboxes_clip`` (CLIP-view boxes from
-            the data preprocessor).
+        region_encoder: optional config of the ``<bbox>`` prompt encoder
+            (``GLaMMRegionEncoder`` in the paper; any prompt encoder of the
+            ``PromptSlot`` contract swaps in, e.g. a
+            ``SemanticSAMPromptEncoder`` with ``region_view=
+            'grounding_pixels'`` and ``region_prompts=
+            'visual_prompts_grounding'``).
+        region_view: image view the region encoder reads (default
+            ``'region_feats'``: the CLIP levels of ``region_feature_levels``;
+            see :meth:`image_views`).
+        region_prompts: data-sample field with each ``<bbox>``'s prompt in
+            that view (default ``'region_bboxes_clip'``: CLIP-view boxes
+            [R, 4] from the data preprocessor).
         data_preprocessor: ``GroundingDataPreprocessor`` config.
         loss_lm_weight: weight of the next-token cross-entropy.
         image_feature_level: which of the vision encoder's outputs fills the
@@ -67,6 +76,8 @@ class GLaMM(BaseGroundedLMM):
                  seg_projector: Optional[dict],
                  grounding_head: dict,
                  region_encoder: Optional[dict] = None,
+                 region_view: str = 'region_feats',
+                 region_prompts: str = 'region_bboxes_clip',
                  data_preprocessor: Optional[dict] = None,
                  loss_lm_weight: float = 1.0,
                  image_feature_level: int = -1,
@@ -92,8 +103,8 @@ class GLaMM(BaseGroundedLMM):
                 bbox_token:
                 PromptSlot(
                     encoder='region_encoder',
-                    view='region_feats',
-                    prompts='region_bboxes_clip')
+                    view=region_view,
+                    prompts=region_prompts)
             },
             data_preprocessor=data_preprocessor,
             loss_lm_weight=loss_lm_weight,

@@ -117,26 +117,45 @@ def test_states_of_finished_rows_are_not_kept(lm, batch):
         assert torch.equal(out.token_states[b], want)
 
 
-def test_every_forward_keeps_one_position_and_no_layer_stack(lm, batch):
+def test_every_step_runs_the_decoder_once_and_the_head_on_one_row(lm, batch):
     embeds, mask = batch
-    calls = []
-    inner = lm.model.forward
+    decoder = lm.model.get_decoder()
+    head = lm.model.get_output_embeddings()
+    calls, head_rows = [], []
+    inner = decoder.forward
 
     def spy(*args, **kwargs):
         calls.append(kwargs)
         return inner(*args, **kwargs)
 
-    lm.model.forward = spy
+    decoder.forward = spy
+    hook = head.register_forward_pre_hook(
+        lambda m, args: head_rows.append(args[0].shape[1]))
     try:
         generate(lm, embeds, mask, max_new_tokens=4, hidden_source='self',
                  state_token_ids=(-1, ))
     finally:
-        del lm.model.forward
+        del decoder.forward
+        hook.remove()
     # 4 steps, no tail forward: no kept token needs its own state
     assert len(calls) == 4
-    assert all(c['logits_to_keep'] == 1 for c in calls)
-    assert not any(c['output_hidden_states'] for c in calls)
+    assert head_rows == [1, 1, 1, 1]  # the LM head reads the last row only
+    assert not any(c.get('output_hidden_states') for c in calls)
     assert calls[0]['inputs_embeds'].shape[1] == embeds.shape[1]
+    assert calls[0]['attention_mask'].dim() == 2  # HF builds the prefill's
+    # decode step j: a ready 4D mask over the L + j + 1 cached keys, True on
+    # each row's own tokens (its prompt without the left padding, then j + 1
+    # generated ones)
+    length = embeds.shape[1]
+    for j, call in enumerate(calls[1:]):
+        got = call['attention_mask']
+        assert got.dtype == torch.bool
+        assert got.shape == (len(PROMPT_LENGTHS), 1, 1, length + j + 1)
+        for b, n in enumerate(PROMPT_LENGTHS):
+            want = [False] * (length - n) + [True] * (n + j + 1)
+            assert got[b, 0, 0].tolist() == want
+        assert call['position_ids'][:, 0].tolist() == [
+            n + j for n in PROMPT_LENGTHS]
 
 
 def test_last_hidden_state_equals_the_last_of_all_layers(lm, batch):

@@ -391,3 +391,50 @@ class HFCausalLM(BaseModule):
                     'module that feeds the LM head')
             out['last_hidden_state'] = state
         return out
+
+    def forward_last(self,
+                     inputs_embeds: torch.Tensor,
+                     attention_mask: Optional[torch.Tensor],
+                     position_ids: torch.Tensor,
+                     past_key_values=None,
+                     use_cache: bool = True,
+                     cache_position: Optional[torch.Tensor] = None):
+        """One generation step: (logits of the LAST position [B, V] fp32,
+        its last-layer state [B, C]).
+
+        Same arithmetic as ``forward(..., logits_to_keep=1,
+        output_last_hidden_state=True)`` (the decoder, then the LM head on
+        the last position), without the causal-LM wrapper, the output
+        hook and the dtype/position bookkeeping around it: the decoder
+        (``get_decoder()``, LoRA layers included) returns its final-norm
+        output and the LM head reads its last row. Per token, that wrapper
+        costs as much as the tiny models' matmuls.
+
+        Args:
+            inputs_embeds: Tensor[B, L, C] in ``compute_dtype``.
+            attention_mask: 2D [B, L_past + L] (1 = token), or a prepared
+                4D boolean mask [B, 1, L, K] (True = attend) that HF uses as
+                is, or None (no padding).
+            position_ids: LongTensor[B, L].
+            past_key_values, use_cache, cache_position: as in
+                :meth:`forward`.
+        """
+        # (model, decoder, head), looked up again when the model changes
+        # (LoRA merge); a plain attribute, not a registered submodule
+        parts = self.__dict__.get('_step_parts')
+        if parts is None or parts[0] is not self.model:
+            parts = (self.model, self.model.get_decoder(),
+                     self.model.get_output_embeddings())
+            self.__dict__['_step_parts'] = parts
+        _, decoder, head = parts
+        out = decoder(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            return_dict=True,
+            **({} if cache_position is None else
+               dict(cache_position=cache_position)))
+        hidden = out.last_hidden_state[:, -1:]
+        return head(hidden)[:, -1].float(), hidden[:, -1]

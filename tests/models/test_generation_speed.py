@@ -341,3 +341,37 @@ def test_loss_makes_one_host_sync(tok_dir):
     row[row == model.bbox_token_id] = model.image_token_id
     with pytest.raises(ValueError, match=r'sample 1 .* <image> tokens but'):
         model.loss(bad, samples)
+
+
+def test_lm_loss_runs_the_head_on_labelled_rows_only(lm, batch):
+    """loss_and_hidden = HF's ``forward(labels=...)`` loss, with the LM head
+    reading only the positions whose next label counts."""
+    embeds, mask = batch
+    embeds = embeds.clone().requires_grad_(True)
+    labels = torch.full(mask.shape, -100)
+    # rows end at the right (left padding): label the last 3, 1, 2, 4
+    # positions of the rows; a label at position 0 is never predicted
+    for b, n in enumerate((3, 1, 2, 4)):
+        labels[b, -n:] = torch.arange(5, 5 + n)
+    labels[2, 0] = 7
+    head_rows = []
+    hook = lm.model.get_output_embeddings().register_forward_pre_hook(
+        lambda m, args: head_rows.append(tuple(args[0].shape[:-1])))
+    try:
+        loss, hidden = lm.loss_and_hidden(embeds, mask, labels)
+    finally:
+        hook.remove()
+    assert head_rows == [(3 + 1 + 2 + 4, )]
+    ref = lm(inputs_embeds=embeds, attention_mask=mask, labels=labels,
+             output_last_hidden_state=True)
+    # equal up to the order of the float sums (the mean and the LM-head
+    # weight gradient add the same terms, without the ignored rows' zeros)
+    assert torch.allclose(loss, ref.loss, rtol=1e-6, atol=0)
+    assert torch.equal(hidden, ref['last_hidden_state'])
+    grad = torch.autograd.grad(loss, embeds)[0]
+    grad_ref = torch.autograd.grad(ref.loss, embeds)[0]
+    assert torch.allclose(grad, grad_ref, rtol=1e-5, atol=1e-8)
+    assert grad[:, -5:].abs().sum() > 0
+    # the count the caller already has gives the same result
+    again, _ = lm.loss_and_hidden(embeds, mask, labels, num_labelled=10)
+    assert torch.equal(again, loss)

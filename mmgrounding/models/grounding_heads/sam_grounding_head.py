@@ -282,9 +282,10 @@ class SAMGroundingHead(BaseModule):
                 for h, w in out_sizes
             ]
         dtype = self.dtype
-        owner = torch.repeat_interleave(
+        owner = torch.repeat_interleave(  # output_size: no device read
             torch.arange(len(prompts), device=feats.device),
-            torch.tensor(counts, device=feats.device))
+            torch.tensor(counts, device=feats.device),
+            output_size=sum(counts))
         embeddings = feats.to(dtype)[owner]  # [N, C, h, w]
         num, channels, h, w = embeddings.shape
         sparse = torch.cat(list(prompts)).to(dtype)[:, None, None, :]

@@ -326,10 +326,13 @@ class SAMGroundingHead(BaseModule):
         if not idx:
             return {}
         feats = grounding_inputs.get('feats')
-        feats = self.extract_feat(grounding_inputs['pixels'][idx]) \
-            if feats is None else feats[idx]
-        logits = self.mask_logits(feats, [prompts[i] for i in idx],
-                                  grounding_inputs['sizes'][idx],
+        pixels, sizes = grounding_inputs['pixels'], grounding_inputs['sizes']
+        if len(idx) < len(prompts):  # else all rows: no gather copy
+            pixels, sizes = pixels[idx], sizes[idx]
+            feats = None if feats is None else feats[idx]
+        if feats is None:
+            feats = self.extract_feat(pixels)
+        logits = self.mask_logits(feats, [prompts[i] for i in idx], sizes,
                                   [out_sizes[i] for i in idx])
         return dict(zip(idx, logits))
 

@@ -468,8 +468,8 @@ class HFCausalLM(BaseModule):
         the last position), without the causal-LM wrapper, the output
         hook and the dtype/position bookkeeping around it: the decoder
         (``get_decoder()``, LoRA layers included) returns its final-norm
-        output and the LM head reads its last row. Per token, that wrapper
-        costs as much as the tiny models' matmuls.
+        output and the LM head reads its last row. For small models the
+        per-call Python overhead is a large part of a decode step.
 
         Args:
             inputs_embeds: Tensor[B, L, C] in ``compute_dtype``.

@@ -228,8 +228,10 @@ def generate(language_model,
     """Generate a batch of continuations of left-padded prompt embeddings.
 
     Every forward returns logits of the last position only
-    (``logits_to_keep=1``, prefill included) and the last layer's state
-    (``output_last_hidden_state``), never all layers'.
+    and the last layer's state, never all layers'
+    (:meth:`HFCausalLM.forward_last`: the decoder, then the LM head on the
+    last row, prefill included); the masks and positions of every step are
+    made once (:class:`_StepInputs`).
 
     Args:
         language_model: an :class:`HFCausalLM` (anything with ``embed(ids)``

@@ -335,6 +335,9 @@ def generate(language_model,
             if static:
                 cache_pos = steps.slots[prompt_len + fed:prompt_len + fed +
                                         1]
+            if compile:  # fresh inputs, not views at a moving offset
+                state['pos'], cache_pos = state['pos'].clone(), \
+                    cache_pos.clone()
         else:
             full.append(new)
             state['embeds'] = torch.cat(full, dim=1)

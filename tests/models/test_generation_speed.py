@@ -117,26 +117,45 @@ def test_states_of_finished_rows_are_not_kept(lm, batch):
         assert torch.equal(out.token_states[b], want)
 
 
-def test_every_forward_keeps_one_position_and_no_layer_stack(lm, batch):
+def test_every_step_runs_the_decoder_once_and_the_head_on_one_row(lm, batch):
     embeds, mask = batch
-    calls = []
-    inner = lm.model.forward
+    decoder = lm.model.get_decoder()
+    head = lm.model.get_output_embeddings()
+    calls, head_rows = [], []
+    inner = decoder.forward
 
     def spy(*args, **kwargs):
         calls.append(kwargs)
         return inner(*args, **kwargs)
 
-    lm.model.forward = spy
+    decoder.forward = spy
+    hook = head.register_forward_pre_hook(
+        lambda m, args: head_rows.append(args[0].shape[1]))
     try:
         generate(lm, embeds, mask, max_new_tokens=4, hidden_source='self',
                  state_token_ids=(-1, ))
     finally:
-        del lm.model.forward
+        del decoder.forward
+        hook.remove()
     # 4 steps, no tail forward: no kept token needs its own state
     assert len(calls) == 4
-    assert all(c['logits_to_keep'] == 1 for c in calls)
-    assert not any(c['output_hidden_states'] for c in calls)
+    assert head_rows == [1, 1, 1, 1]  # the LM head reads the last row only
+    assert not any(c.get('output_hidden_states') for c in calls)
     assert calls[0]['inputs_embeds'].shape[1] == embeds.shape[1]
+    assert calls[0]['attention_mask'].dim() == 2  # HF builds the prefill's
+    # decode step j: a ready 4D mask over the L + j + 1 cached keys, True on
+    # each row's own tokens (its prompt without the left padding, then j + 1
+    # generated ones)
+    length = embeds.shape[1]
+    for j, call in enumerate(calls[1:]):
+        got = call['attention_mask']
+        assert got.dtype == torch.bool
+        assert got.shape == (len(PROMPT_LENGTHS), 1, 1, length + j + 1)
+        for b, n in enumerate(PROMPT_LENGTHS):
+            want = [False] * (length - n) + [True] * (n + j + 1)
+            assert got[b, 0, 0].tolist() == want
+        assert call['position_ids'][:, 0].tolist() == [
+            n + j for n in PROMPT_LENGTHS]
 
 
 def test_last_hidden_state_equals_the_last_of_all_layers(lm, batch):
@@ -322,3 +341,37 @@ def test_loss_makes_one_host_sync(tok_dir):
     row[row == model.bbox_token_id] = model.image_token_id
     with pytest.raises(ValueError, match=r'sample 1 .* <image> tokens but'):
         model.loss(bad, samples)
+
+
+def test_lm_loss_runs_the_head_on_labelled_rows_only(lm, batch):
+    """loss_and_hidden = HF's ``forward(labels=...)`` loss, with the LM head
+    reading only the positions whose next label counts."""
+    embeds, mask = batch
+    embeds = embeds.clone().requires_grad_(True)
+    labels = torch.full(mask.shape, -100)
+    # rows end at the right (left padding): label the last 3, 1, 2, 4
+    # positions of the rows; a label at position 0 is never predicted
+    for b, n in enumerate((3, 1, 2, 4)):
+        labels[b, -n:] = torch.arange(5, 5 + n)
+    labels[2, 0] = 7
+    head_rows = []
+    hook = lm.model.get_output_embeddings().register_forward_pre_hook(
+        lambda m, args: head_rows.append(tuple(args[0].shape[:-1])))
+    try:
+        loss, hidden = lm.loss_and_hidden(embeds, mask, labels)
+    finally:
+        hook.remove()
+    assert head_rows == [(3 + 1 + 2 + 4, )]
+    ref = lm(inputs_embeds=embeds, attention_mask=mask, labels=labels,
+             output_last_hidden_state=True)
+    # equal up to the order of the float sums (the mean and the LM-head
+    # weight gradient add the same terms, without the ignored rows' zeros)
+    assert torch.allclose(loss, ref.loss, rtol=1e-6, atol=0)
+    assert torch.equal(hidden, ref['last_hidden_state'])
+    grad = torch.autograd.grad(loss, embeds)[0]
+    grad_ref = torch.autograd.grad(ref.loss, embeds)[0]
+    assert torch.allclose(grad, grad_ref, rtol=1e-5, atol=1e-8)
+    assert grad[:, -5:].abs().sum() > 0
+    # the count the caller already has gives the same result
+    again, _ = lm.loss_and_hidden(embeds, mask, labels, num_labelled=10)
+    assert torch.equal(again, loss)

@@ -135,6 +135,37 @@ def test_mask_logits_at_original_size_non_square():
     torch.testing.assert_close(logits, ref)
 
 
+def test_postprocess_masks_equals_the_two_resizes_exactly():
+    """Batched postprocess (one resize to the view, identity resizes
+    skipped) == SAM's two bilinear resizes per image, bit for bit, values
+    and gradients."""
+    head = _head()
+    low = torch.randn(5, 16, 16, requires_grad=True)
+    counts = [2, 0, 3]
+    sizes = torch.tensor([[64, 40], [64, 64], [64, 64]])
+    out_sizes = [(50, 31), (10, 10), (64, 64)]  # last: identity 2nd resize
+    got = head.postprocess_masks(low, counts, sizes, out_sizes)
+    assert [tuple(g.shape) for g in got] == [(2, 50, 31), (0, 10, 10),
+                                             (3, 64, 64)]
+    refs = []
+    for rows, (h, w), size in zip(low.split(counts), sizes.tolist(),
+                                  out_sizes):
+        if not len(rows):
+            continue
+        ref = F.interpolate(rows[:, None], (64, 64), mode='bilinear',
+                            align_corners=False)[..., :h, :w]
+        refs.append(F.interpolate(ref, size, mode='bilinear',
+                                  align_corners=False)[:, 0])
+    assert torch.equal(got[0], refs[0]) and torch.equal(got[2], refs[1])
+    weights = [torch.randn_like(r) for r in refs]
+    grad = torch.autograd.grad(
+        sum((g * w).sum() for g, w in zip((got[0], got[2]), weights)),
+        low)[0]
+    grad_ref = torch.autograd.grad(
+        sum((r * w).sum() for r, w in zip(refs, weights)), low)[0]
+    assert torch.equal(grad, grad_ref)
+
+
 def test_predict_batch_and_empty_prompts():
     head = _head().eval()
     pixels = torch.randn(2, 3, 64, 64)

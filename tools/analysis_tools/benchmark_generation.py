@@ -147,16 +147,21 @@ def make_inputs(model, batch, args, gen, size, n_img):
 
 
 def timed(fn, repeats, device):
-    """(fastest seconds, result of the last run)."""
+    """(fastest seconds, result of the last run): wall time on a GPU, this
+    process's CPU time on a CPU (a shared machine's load then does not
+    count: the loops run single-threaded, so on an idle machine the two
+    agree)."""
+    cuda = device.startswith('cuda')
+    clock = time.perf_counter if cuda else time.process_time
     best, out = float('inf'), None
     for _ in range(repeats):
-        if device.startswith('cuda'):
+        if cuda:
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start = clock()
         out = fn()
-        if device.startswith('cuda'):
+        if cuda:
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best, out
 
 
@@ -250,7 +255,9 @@ def main():
     print(f'model: {type(model).__name__}, {params / 1e6:.2f} M parameters, '
           f'{n_img} image tokens, {args.new_tokens} new tokens, '
           f'{args.threads} thread(s), device {args.device}, '
-          f'load average {load:.1f}')
+          f'load average {load:.1f}, seconds = ' +
+          ('wall time' if args.device.startswith('cuda') else
+           'CPU time of this process') + f', best of {args.repeats}')
     header = f"{'loop':<40}{'batch':>6}{'tokens':>8}{'seconds':>10}" \
              f"{'tokens/s':>11}{'vs official':>12}{'vs HF':>8}" \
              f"{'vs HF+hs':>10}{'same tokens':>13}"

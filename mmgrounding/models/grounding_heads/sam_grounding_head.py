@@ -23,7 +23,7 @@ from transformers import SamConfig, SamModel
 from mmgrounding.registry import MODELS
 from mmgrounding.utils.hf_loading import load_pretrained_model
 from ..losses import GLAMM_LOSS_DICE, GLAMM_LOSS_MASK, multi_image_mask_loss
-from ..utils.hf import build_hf_config
+from ..utils.hf import build_hf_config, masked_rows
 from ..utils.samples import sample_name
 
 
@@ -226,21 +226,42 @@ class SAMGroundingHead(BaseModule):
                 return encoder(pixels).last_hidden_state
         return encoder(pixels).last_hidden_state
 
-    def upsample_logits(self, low_res: Tensor, input_size: Sequence[int],
-                        ori_size: Sequence[int]) -> Tensor:
-        """SAM ``postprocess_masks``: [M, h, w] -> [M, H, W] fp32 logits.
+    def postprocess_masks(self, low_res: Tensor, counts: Sequence[int],
+                          grounding_sizes: Tensor,
+                          out_sizes: Sequence[Sequence[int]]) -> List[Tensor]:
+        """SAM ``postprocess_masks`` for a batch: low-res logits [N, h, w]
+        (``counts[i]`` rows per image, in image order) -> per image
+        [M_i, H_i, W_i] fp32 logits.
 
-        Bilinear (align_corners=False) to the padded view, crop to the
-        resized image ``input_size``, bilinear to the original ``ori_size``.
+        Bilinear (align_corners=False) to the padded G x G view (all masks
+        in one call), crop to the resized image ``grounding_sizes[i]``,
+        bilinear to ``out_sizes[i]`` (per image: sizes differ). The sizes
+        are read in one host sync.
         """
-        logits = F.interpolate(
-            low_res.float().unsqueeze(1), (self.image_size, self.image_size),
-            mode='bilinear', align_corners=False)
-        logits = logits[..., :int(input_size[0]), :int(input_size[1])]
-        logits = F.interpolate(
-            logits, (int(ori_size[0]), int(ori_size[1])),
-            mode='bilinear', align_corners=False)
-        return logits.squeeze(1)
+        view = self._resize(low_res.float(),
+                            (self.image_size, self.image_size))
+        sizes = grounding_sizes.tolist()
+        outputs = []
+        for i, logits in enumerate(view.split(list(counts), 0)):
+            if not counts[i]:
+                outputs.append(view.new_zeros((0, *map(int, out_sizes[i]))))
+                continue
+            outputs.append(self._resize(
+                logits[..., :int(sizes[i][0]), :int(sizes[i][1])],
+                out_sizes[i]))
+        return outputs
+
+    @staticmethod
+    def _resize(logits: Tensor, size: Sequence[int]) -> Tensor:
+        """Bilinear (align_corners=False) resize of [M, h, w] to ``size``;
+        to its own size the resize is the identity (weights 1 and 0) and is
+        skipped (its backward costs as much as a real one)."""
+        size = (int(size[0]), int(size[1]))
+        if tuple(logits.shape[-2:]) == size:
+            return logits
+        return F.interpolate(
+            logits.unsqueeze(1), size, mode='bilinear',
+            align_corners=False).squeeze(1)
 
     def decode_low_res(self, feats: Tensor, owner: Tensor,
                        prompts: Tensor) -> Tensor:
@@ -316,17 +337,14 @@ class SAMGroundingHead(BaseModule):
         ]
         if sum(counts) == 0:
             return outputs
-        owner = torch.repeat_interleave(
+        owner = torch.repeat_interleave(  # output_size: no device read
             torch.arange(len(prompts), device=self._device_of(feats)),
-            torch.tensor(counts, device=self._device_of(feats)))
+            torch.tensor(counts, device=self._device_of(feats)),
+            output_size=sum(counts))
         low_res = self.decode_low_res(feats, owner,
                                       torch.cat(list(prompts)))
-        per_image = low_res.split(counts, 0)
-        for i, logits in enumerate(per_image):
-            if counts[i]:
-                outputs[i] = self.upsample_logits(
-                    logits, tuple(grounding_sizes[i].tolist()), out_sizes[i])
-        return outputs
+        return self.postprocess_masks(low_res, counts, grounding_sizes,
+                                      out_sizes)
 
     # ------------------------------------------------- grounding contract
     def _prompts(self, prompt_embeds: Tensor, grounding_inputs: dict,
@@ -339,7 +357,10 @@ class SAMGroundingHead(BaseModule):
                 f'{type(self).__name__}: prompt_embeds must be [B={num}, N, '
                 f'{self.prompt_dim}] with a [B, N] prompt_mask, got '
                 f'{tuple(prompt_embeds.shape)} and {tuple(mask.shape)}')
-        return [prompt_embeds[i][mask[i]] for i in range(num)]
+        counts = mask.sum(1).tolist()  # one host sync for the batch
+        return list(
+            masked_rows(prompt_embeds, mask.bool(), sum(counts)).split(
+                counts, 0))
 
     def _logits(self, prompts: List[Tensor], grounding_inputs: dict,
                 out_sizes: List[Tuple[int, int]]) -> Dict[int, Tensor]:
@@ -349,10 +370,13 @@ class SAMGroundingHead(BaseModule):
         if not idx:
             return {}
         feats = grounding_inputs.get('feats')
-        feats = self.extract_feat(grounding_inputs['pixels'][idx]) \
-            if feats is None else self.select_feats(feats, idx)
-        logits = self.mask_logits(feats, [prompts[i] for i in idx],
-                                  grounding_inputs['sizes'][idx],
+        pixels, sizes = grounding_inputs['pixels'], grounding_inputs['sizes']
+        if len(idx) < len(prompts):  # else all rows: no gather copy
+            pixels, sizes = pixels[idx], sizes[idx]
+            feats = None if feats is None else self.select_feats(feats, idx)
+        if feats is None:
+            feats = self.extract_feat(pixels)
+        logits = self.mask_logits(feats, [prompts[i] for i in idx], sizes,
                                   [out_sizes[i] for i in idx])
         return dict(zip(idx, logits))
 

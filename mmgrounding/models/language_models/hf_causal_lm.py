@@ -9,6 +9,7 @@ import copy
 from typing import Dict, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
@@ -16,7 +17,8 @@ from mmgrounding.registry import MODELS
 from mmgrounding.utils.hf_loading import (from_pretrained_local,
                                           load_pretrained_model)
 from mmgrounding.structures.markup import GLAMM_SPECIAL_TOKENS
-from ..utils.hf import build_hf_config, position_ids_from_mask
+from ..utils.hf import (build_hf_config, masked_rows,
+                        position_ids_from_mask)
 
 #: GLaMM's added tokens, in the official order of
 #: ``setup_tokenizer_and_special_tokens`` (``<im_start>`` = 32000 ...
@@ -391,3 +393,102 @@ class HFCausalLM(BaseModule):
                     'module that feeds the LM head')
             out['last_hidden_state'] = state
         return out
+
+    def _step_parts(self):
+        """(decoder, LM head) of the current model, looked up once per
+        model (again after a LoRA merge replaces it); kept as a plain
+        attribute, not a registered submodule."""
+        parts = self.__dict__.get('_parts')
+        if parts is None or parts[0] is not self.model:
+            parts = (self.model, self.model.get_decoder(),
+                     self.model.get_output_embeddings())
+            self.__dict__['_parts'] = parts
+        return parts[1], parts[2]
+
+    def loss_and_hidden(self,
+                        inputs_embeds: torch.Tensor,
+                        attention_mask: Optional[torch.Tensor],
+                        labels: torch.Tensor,
+                        num_labelled: Optional[int] = None):
+        """Training: (next-token cross-entropy, last hidden state [B, L, C]).
+
+        The loss of ``forward(labels=labels)`` (mean over the positions
+        whose next label is not -100, logits in fp32), with the LM head run
+        only on those positions: a training sequence is mostly prompt and
+        image tokens (about 1 in 9 positions carries a label on the tiny
+        synthetic data), and the head's matmuls and the log-softmax over
+        the vocabulary for the other positions are thrown away by
+        ``ignore_index``. Equal to HF's loss up to the order of the float
+        sums (the mean's sum and the LM-head weight gradient add the same
+        terms without the zero rows; about 1e-7 relative).
+
+        Args:
+            inputs_embeds: Tensor[B, L, C].
+            attention_mask: [B, L] (1 = token).
+            labels: LongTensor[B, L], -100 where ignored (unshifted, as
+                for HF).
+            num_labelled: ``(labels[:, 1:] != -100).sum()`` when the caller
+                already has it on the host (saves the one sync this makes).
+        """
+        inputs_embeds = inputs_embeds.to(self.compute_dtype)
+        position_ids = None if attention_mask is None else \
+            position_ids_from_mask(attention_mask)
+        decoder, head = self._step_parts()
+        hidden = decoder(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+            return_dict=True).last_hidden_state
+        # position t predicts labels[:, t + 1]
+        targets = torch.cat([labels[:, 1:], labels.new_full(
+            (labels.shape[0], 1), -100)], 1)
+        predicts = targets != -100
+        if num_labelled is None:
+            num_labelled = int(predicts.sum())
+        rows = masked_rows(hidden, predicts, num_labelled)
+        logits = head(rows).float()
+        loss = F.cross_entropy(
+            logits, masked_rows(targets[..., None], predicts,
+                                num_labelled)[:, 0])
+        return loss, hidden
+
+    def forward_last(self,
+                     inputs_embeds: torch.Tensor,
+                     attention_mask: Optional[torch.Tensor],
+                     position_ids: torch.Tensor,
+                     past_key_values=None,
+                     use_cache: bool = True,
+                     cache_position: Optional[torch.Tensor] = None):
+        """One generation step: (logits of the LAST position [B, V] fp32,
+        its last-layer state [B, C]).
+
+        Same arithmetic as ``forward(..., logits_to_keep=1,
+        output_last_hidden_state=True)`` (the decoder, then the LM head on
+        the last position), without the causal-LM wrapper, the output
+        hook and the dtype/position bookkeeping around it: the decoder
+        (``get_decoder()``, LoRA layers included) returns its final-norm
+        output and the LM head reads its last row. For small models the
+        per-call Python overhead is a large part of a decode step.
+
+        Args:
+            inputs_embeds: Tensor[B, L, C] in ``compute_dtype``.
+            attention_mask: 2D [B, L_past + L] (1 = token), or a prepared
+                4D boolean mask [B, 1, L, K] (True = attend) that HF uses as
+                is, or None (no padding).
+            position_ids: LongTensor[B, L].
+            past_key_values, use_cache, cache_position: as in
+                :meth:`forward`.
+        """
+        decoder, head = self._step_parts()
+        out = decoder(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            return_dict=True,
+            **({} if cache_position is None else
+               dict(cache_position=cache_position)))
+        hidden = out.last_hidden_state[:, -1:]
+        return head(hidden)[:, -1].float(), hidden[:, -1]

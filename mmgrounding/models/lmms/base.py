@@ -20,6 +20,7 @@ from mmgrounding.registry import MODELS
 from mmgrounding.structures.markup import parse_answer
 from ..utils.generation import (HIDDEN_SOURCES, GenerationOutput, generate,
                                 reference_generate)
+from ..utils.hf import masked_rows
 from ..utils.trainable_state import TrainableStateDictMixin
 from ..utils.samples import sample_name
 
@@ -240,19 +241,28 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             clip_pixels=inputs.get('clip_pixels'),
             grounding_pixels=inputs.get('grounding_pixels'))
 
-    def token_counts(self, input_ids: torch.Tensor) -> Dict[Any, List[int]]:
+    def token_counts(self,
+                     input_ids: torch.Tensor,
+                     labels: Optional[torch.Tensor] = None
+                     ) -> Dict[Any, List[int]]:
         """Per row, the count of every token the base checks, in ONE host
         sync: ``{token_id: [B] counts}`` for the image, prompt and seg
-        tokens, and ``'seg_at_start'``: [B] 1 where a seg token is at
-        position 0 (it has no preceding state)."""
+        tokens, ``'seg_at_start'``: [B] 1 where a seg token is at
+        position 0 (it has no preceding state), and with ``labels``
+        [B, L] ``'labelled'``: [B] positions whose next label is not -100
+        (the rows the LM loss reads)."""
         ids = [self.image_token_id, *self.prompt_token_ids.values(),
                self.seg_token_id]
         table = torch.tensor(ids, device=input_ids.device)
         counts = (input_ids[None] == table[:, None, None]).sum(-1)  # [K, B]
-        start = (input_ids[:, :1] == self.seg_token_id).long().T  # [1, B]
-        host = torch.cat([counts, start]).tolist()
-        out: Dict[Any, List[int]] = dict(zip(ids, host[:-1]))
-        out['seg_at_start'] = host[-1]
+        extra = [(input_ids[:, :1] == self.seg_token_id).long().T]  # [1, B]
+        if labels is not None:
+            extra.append((labels[:, 1:] != -100).sum(1)[None])
+        host = torch.cat([counts, *extra]).tolist()
+        out: Dict[Any, List[int]] = dict(zip(ids, host[:len(ids)]))
+        out['seg_at_start'] = host[len(ids)]
+        if labels is not None:
+            out['labelled'] = host[-1]
         return out
 
     def _check_counts(self,
@@ -414,11 +424,7 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             shifted = torch.zeros_like(token_mask)
             shifted[:, :-1] = token_mask[:, 1:]
             token_mask = shifted
-        # flat indices of the True entries in order, without a nonzero()
-        total = sum(per_row)
-        order = torch.sort((~token_mask).reshape(-1).to(torch.uint8),
-                           stable=True).indices[:total]
-        flat = hidden.reshape(-1, hidden.shape[-1])[order]
+        flat = masked_rows(hidden, token_mask, sum(per_row))
         return list(flat.split(per_row, 0))
 
     def project_prompts(
@@ -475,19 +481,19 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             raise ValueError(f'{type(self).__name__}.loss needs `labels` (the '
                              'data samples carry none: were they tokenized '
                              'for predict?)')
-        counts = self.token_counts(input_ids)  # the step's one host sync
+        # the step's one host sync
+        counts = self.token_counts(input_ids, inputs['labels'])
         feats = self.extract_visual_features(inputs['clip_pixels'])
         prompt_losses: Dict[str, torch.Tensor] = {}
         embeds = self.embed_inputs(input_ids, inputs, data_samples, feats,
                                    counts, prompt_losses)
-        out = self.language_model(
-            inputs_embeds=embeds,
-            attention_mask=inputs.get('attention_mask'),
-            labels=inputs['labels'],
-            output_last_hidden_state=True)
-        losses = dict(loss_lm=out.loss * self.loss_lm_weight, **prompt_losses)
+        # the LM head runs only where a label is predicted
+        loss_lm, hidden = self.language_model.loss_and_hidden(
+            embeds, inputs.get('attention_mask'), inputs['labels'],
+            num_labelled=sum(counts['labelled']))
+        losses = dict(loss_lm=loss_lm * self.loss_lm_weight, **prompt_losses)
         states = self.grounding_states(
-            out['last_hidden_state'],
+            hidden,
             input_ids,
             self.train_seg_hidden_source,
             counts=counts)

@@ -137,20 +137,11 @@ def _gather_token_states(kept: List[Tuple[torch.Tensor, torch.Tensor]],
 
 
 def _forward_last(language_model, embeds, mask, pos, cache, cache_pos,
-                  use_cache: bool, want_hidden: bool):
+                  use_cache: bool):
     """One LM call -> (logits of the last position [B, V] fp32, its
-    last-layer state [B, C] or None)."""
-    out = language_model(
-        inputs_embeds=embeds,
-        attention_mask=mask,
-        position_ids=pos,
-        past_key_values=cache,
-        use_cache=use_cache,
-        logits_to_keep=1,
-        output_last_hidden_state=want_hidden,
-        cache_position=cache_pos)
-    hidden = out['last_hidden_state'][:, -1] if want_hidden else None
-    return out.logits[:, -1].float(), hidden
+    last-layer state [B, C]) (:meth:`HFCausalLM.forward_last`)."""
+    return language_model.forward_last(embeds, mask, pos, cache, use_cache,
+                                       cache_pos)
 
 
 def _compiled_forward(language_model):
@@ -162,6 +153,57 @@ def _compiled_forward(language_model):
         fn = torch.compile(_forward_last, dynamic=False)
         language_model.__dict__['_mmg_compiled_forward'] = fn
     return fn
+
+
+class _StepInputs:
+    """Attention masks and positions of every step, made once per call.
+
+    Decoding step ``j`` (feeding the j-th generated token) reads slices and
+    at most one small op, never a ``cat`` that grows with the sequence:
+
+    - positions: ``[B, T + 1]`` (prompt length per row + j), column j;
+    - the decode attention mask as the 4D boolean mask HF itself would
+      build from the 2D padding mask (True = attend; HF passes a 4D mask
+      through unchanged, so its mask builder does not run per step):
+      dynamic cache ``valid[:, None, None, :L + j + 1]`` (a view; every
+      cached key is in the past), static cache ``valid & (slot <= L + j)``
+      over the fixed width. Without any padding the dynamic cache gets None,
+      as HF's builder returns then.
+    The prefill keeps the 2D mask (HF builds its causal mask once).
+
+    Args:
+        prompt_mask: LongTensor[B, L] 0/1, left padded.
+        steps: generated tokens fed at most (max_new_tokens, + 1 for the
+            'self' tail step).
+        static: the static cache (fixed width L + steps).
+        padded: whether ``prompt_mask`` has a zero (host value).
+    """
+
+    def __init__(self, prompt_mask: torch.Tensor, steps: int, static: bool,
+                 padded: bool) -> None:
+        batch, length = prompt_mask.shape
+        device = prompt_mask.device
+        self.length, self.static, self.padded = length, static, padded
+        self.width = length + steps
+        #: [B, L + steps] 2D mask: the prompt's, then ones
+        self.mask2d = torch.cat(
+            [prompt_mask, prompt_mask.new_ones(batch, steps)], 1)
+        self.valid = self.mask2d.bool()[:, None, None, :]  # [B, 1, 1, W]
+        last = position_ids_from_mask(prompt_mask)[:, -1:]
+        self.positions = last + 1 + torch.arange(steps, device=device)
+        self.slots = torch.arange(self.width, device=device)
+
+    def prefill_mask(self) -> torch.Tensor:
+        return self.mask2d if self.static else self.mask2d[:, :self.length]
+
+    def decode(self, j: int) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+        """(attention mask, position ids [B, 1]) of decoding step ``j``."""
+        pos = self.positions[:, j:j + 1]
+        if self.static:
+            return self.valid & (self.slots <= self.length + j), pos
+        if not self.padded:
+            return None, pos
+        return self.valid[..., :self.length + j + 1], pos
 
 
 @torch.no_grad()
@@ -186,8 +228,10 @@ def generate(language_model,
     """Generate a batch of continuations of left-padded prompt embeddings.
 
     Every forward returns logits of the last position only
-    (``logits_to_keep=1``, prefill included) and the last layer's state
-    (``output_last_hidden_state``), never all layers'.
+    and the last layer's state, never all layers'
+    (:meth:`HFCausalLM.forward_last`: the decoder, then the LM head on the
+    last row, prefill included); the masks and positions of every step are
+    made once (:class:`_StepInputs`).
 
     Args:
         language_model: an :class:`HFCausalLM` (anything with ``embed(ids)``
@@ -233,9 +277,6 @@ def generate(language_model,
             f'generate: inputs_embeds {tuple(inputs_embeds.shape)} and '
             f'attention_mask {tuple(attention_mask.shape)} must be [B, L, C] '
             'and [B, L]')
-    if not bool(attention_mask[:, -1].all()):
-        raise ValueError('generate: prompts must be LEFT padded (the last '
-                         'column of attention_mask must be all ones)')
     if stop_strings and tokenizer is None:
         raise ValueError('generate: stop_strings need a tokenizer')
     if max_new_tokens < 1:
@@ -254,56 +295,63 @@ def generate(language_model,
         _as_id_list(None if keep_all else list(state_token_ids)),
         dtype=torch.long,
         device=inputs_embeds.device)
-    want_hidden = keep_all or keep_ids.numel() > 0
     batch, prompt_len = inputs_embeds.shape[:2]
     device = inputs_embeds.device
 
     prompt_mask = attention_mask.long()
+    # the step's one host sync before the loop: left padding?, any padding?
+    last_ok, padded = torch.stack(
+        [prompt_mask[:, -1].all(), (prompt_mask == 0).any()]).tolist()
+    if not last_ok:
+        raise ValueError('generate: prompts must be LEFT padded (the last '
+                         'column of attention_mask must be all ones)')
+    steps = None
+    if use_cache:
+        steps = _StepInputs(prompt_mask, max_new_tokens + 1, static, padded)
     state = dict(
-        mask=prompt_mask,
-        embeds=inputs_embeds,  # what the next forward reads
-        full=inputs_embeds,  # whole sequence (no-cache mode)
+        mask=prompt_mask if steps is None else steps.prefill_mask(),
+        embeds=inputs_embeds.to(language_model.compute_dtype),
         pos=position_ids_from_mask(prompt_mask))
-    next_pos = state['pos'][:, -1] + 1
-    cache, static_mask = None, None
+    full = [state['embeds']]  # no-cache mode: the whole sequence so far
+    cache = None
     if static:
-        total = prompt_len + max_new_tokens + 1  # + the 'self' tail step
         cache = StaticCache(
-            config=language_model.model.config, max_cache_len=total)
-        # fixed width: slots after the current step are hidden by causality
-        static_mask = torch.cat(
-            [prompt_mask, prompt_mask.new_ones(batch, total - prompt_len)], 1)
+            config=language_model.model.config, max_cache_len=steps.width)
     elif use_cache:
         cache = DynamicCache()
-    cache_pos = torch.arange(prompt_len, device=device)
+    cache_pos = torch.arange(prompt_len, device=device) if static else None
     fed = 0  # tokens fed after the prompt
 
     def feed(token: torch.Tensor, valid: torch.Tensor) -> None:
         """Append ``token`` [B] as the next input (rows not ``valid`` are
         finished: they feed id 0, whatever ``pad_token_id`` is)."""
-        nonlocal next_pos, cache_pos, fed
-        token = torch.where(valid, token, torch.zeros_like(token))
-        new = language_model.embed(token[:, None]).to(inputs_embeds.dtype)
-        state['mask'] = torch.cat(
-            [state['mask'], state['mask'].new_ones(batch, 1)], dim=1)
+        nonlocal cache_pos, fed
+        token = token.masked_fill(~valid, 0)
+        new = language_model.embed(token[:, None]).to(
+            state['embeds'].dtype)
         if use_cache:
-            state['embeds'], state['pos'] = new, next_pos[:, None]
+            state['embeds'] = new
+            state['mask'], state['pos'] = steps.decode(fed)
+            if static:
+                cache_pos = steps.slots[prompt_len + fed:prompt_len + fed +
+                                        1]
+            if compile:  # fresh inputs, not views at a moving offset
+                state['pos'], cache_pos = state['pos'].clone(), \
+                    cache_pos.clone()
         else:
-            state['full'] = torch.cat([state['full'], new], dim=1)
-            state['embeds'] = state['full']
+            full.append(new)
+            state['embeds'] = torch.cat(full, dim=1)
+            state['mask'] = torch.cat(
+                [prompt_mask, prompt_mask.new_ones(batch, fed + 1)], 1)
             state['pos'] = position_ids_from_mask(state['mask'])
-        cache_pos = torch.tensor([prompt_len + fed], device=device)
         fed += 1
-        next_pos = next_pos + 1
 
     def step():
         # the prefill is never compiled (its length changes every call)
         fn = _compiled_forward(language_model) if compile and fed else \
             _forward_last
-        return fn(language_model, state['embeds'],
-                  static_mask if static else state['mask'], state['pos'],
-                  cache, cache_pos if static else None, use_cache,
-                  want_hidden)
+        return fn(language_model, state['embeds'], state['mask'],
+                  state['pos'], cache, cache_pos, use_cache)
 
     watcher = StopStringWatcher(tokenizer, stop_strings, batch) \
         if stop_strings else None
@@ -313,6 +361,9 @@ def generate(language_model,
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
     eos = torch.tensor(eos_ids, dtype=torch.long, device=device)
+    suppress = torch.tensor(
+        _as_id_list(list(suppress_token_ids)), dtype=torch.long,
+        device=device)
     for i in range(max_new_tokens):
         if i > 0:
             feed(tokens[-1], valids[-1])
@@ -320,12 +371,11 @@ def generate(language_model,
         if pending is not None:
             kept.append((pending, hidden[pending]))
             pending = None
-        if len(suppress_token_ids):
-            logits[:, list(suppress_token_ids)] = float('-inf')
+        if suppress.numel():
+            logits.index_fill_(1, suppress, float('-inf'))
         token = select_next_token(logits, do_sample, temperature, top_p,
-                                  generator)
-        token = torch.where(finished, torch.full_like(token, pad_token_id),
-                            token)
+                                  generator).masked_fill(
+                                      finished, pad_token_id)
         valid = ~finished
         lengths += valid.long()
         valids.append(valid)

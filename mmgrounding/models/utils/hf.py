@@ -56,3 +56,24 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """
     position_ids = attention_mask.long().cumsum(-1) - 1
     return position_ids.masked_fill(attention_mask == 0, 1)
+
+
+def masked_rows(values: torch.Tensor, mask: torch.Tensor,
+                total: int) -> torch.Tensor:
+    """``values[mask]`` without a host sync, when the count is known.
+
+    Args:
+        values: Tensor[B, L, ...].
+        mask: BoolTensor[B, L].
+        total: the number of True entries of ``mask`` (a host value the
+            caller already has, e.g. from one batched ``tolist``).
+
+    Returns:
+        Tensor[total, ...]: the rows where ``mask``, row-major (as boolean
+        indexing orders them). A stable sort of ``~mask`` puts the True
+        positions first, in order; boolean indexing would read the count
+        from the device (a ``nonzero``) instead.
+    """
+    order = torch.sort((~mask).reshape(-1).to(torch.uint8),
+                       stable=True).indices[:total]
+    return values.reshape(-1, *values.shape[2:])[order]

@@ -98,3 +98,15 @@ def test_pack_without_regions_and_missing_keys(tokenizer_path, image_record):
     with pytest.raises(GroundingDataError, match='input_ids'):
         PackGroundingInputs()(dict(img=np.zeros((4, 4, 3), np.uint8),
                                    img_id=1))
+
+
+def test_mask_boxes_hand_computed():
+    from mmgrounding.datasets.transforms.packing import _mask_boxes
+    masks = np.zeros((3, 6, 8), dtype=np.uint8)
+    masks[0, 1:3, 2:5] = 1  # rows 1-2, cols 2-4
+    masks[1, 5, 7] = 1  # the bottom-right pixel only
+    # masks[2] empty -> zeros
+    boxes = _mask_boxes(BitmapMasks(masks, 6, 8))
+    assert boxes.tolist() == [[2., 1., 5., 3.], [7., 5., 8., 6.],
+                              [0., 0., 0., 0.]]
+    assert _mask_boxes(BitmapMasks(np.zeros((0, 6, 8)), 6, 8)).shape == (0, 4)

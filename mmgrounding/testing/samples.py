@@ -126,6 +126,7 @@ def make_glamm_batch(model,
         clip_pixels=torch.randn(batch, 3, clip_size, clip_size, generator=gen),
         grounding_pixels=torch.randn(batch, 3, g_size, g_size, generator=gen),
         grounding_sizes=torch.tensor(sizes),
+        grounding_sizes_host=[list(map(int, hw)) for hw in sizes],
         input_ids=input_ids,
         attention_mask=attention,
         labels=labels)

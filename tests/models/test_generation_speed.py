@@ -262,7 +262,9 @@ def test_glamm_generate_batch_matches_the_old_loop(tok_dir):
 
 class SyncCounter:
     """Counts host syncs (``tolist``, ``item``, ``bool``, ``nonzero``,
-    boolean-mask indexing) made directly by code in ``lmms/base.py``."""
+    boolean-mask indexing) made directly by code in ``lmms/base.py`` and
+    the SAM grounding head."""
+    files = ('lmms/base.py', 'grounding_heads/sam_grounding_head.py')
     names = ('tolist', 'item', '__bool__', 'nonzero', '__getitem__')
 
     def __init__(self):
@@ -279,7 +281,7 @@ class SyncCounter:
 
             def spy(t, *args, _inner=inner, _name=name, **kwargs):
                 caller = sys._getframe(1).f_code.co_filename
-                if caller.endswith('lmms/base.py') and (
+                if caller.endswith(self.files) and (
                         _name != '__getitem__' or self._bool_index(args)):
                     self.calls.append(_name)
                 return _inner(t, *args, **kwargs)

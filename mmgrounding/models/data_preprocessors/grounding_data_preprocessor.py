@@ -10,7 +10,8 @@ From original-size CHW uint8 RGB images it builds two views:
   ratio (SAM's ``ResizeLongestSide``: ``int(side * G / longest + 0.5)``,
   bilinear, antialiased, rounded), ``(x - mean) / std`` on 0-255 values, then
   zero-padded at the bottom and right. ``grounding_sizes`` holds the resized
-  (h, w).
+  (h, w) (LongTensor [B, 2]; ``grounding_sizes_host``: the same as a list,
+  so heads read them without a device sync).
 
 Token sequences are padded (``input_ids`` with ``pad_token_id``, ``labels``
 with -100) to the longest one, on the right for training and on the left for
@@ -347,11 +348,12 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
 
         with torch.no_grad():
             clip_pixels = torch.stack([self.clip_view(img) for img in images])
-            grounding_pixels = grounding_sizes = None
+            grounding_pixels = grounding_sizes = sizes_host = None
             if self.grounding_size is not None:
                 views = [self.grounding_view(img) for img in images]
                 grounding_pixels = torch.stack([v[0] for v in views])
-                grounding_sizes = torch.tensor([v[1] for v in views],
+                sizes_host = [[int(x) for x in v[1]] for v in views]
+                grounding_sizes = torch.tensor(sizes_host,
                                                dtype=torch.long,
                                                device=self.device)
 
@@ -359,6 +361,8 @@ class GroundingDataPreprocessor(BaseDataPreprocessor):
             clip_pixels=clip_pixels,
             grounding_pixels=grounding_pixels,
             grounding_sizes=grounding_sizes,
+            # the same (h, w) on the host: heads read them without a sync
+            grounding_sizes_host=sizes_host,
             input_ids=None,
             attention_mask=None,
             labels=None)

@@ -240,7 +240,8 @@ class SAMGroundingHead(BaseModule):
         """
         view = self._resize(low_res.float(),
                             (self.image_size, self.image_size))
-        sizes = grounding_sizes.tolist()
+        sizes = grounding_sizes.tolist() if isinstance(
+            grounding_sizes, Tensor) else grounding_sizes
         outputs = []
         for i, logits in enumerate(view.split(list(counts), 0)):
             if not counts[i]:
@@ -357,7 +358,9 @@ class SAMGroundingHead(BaseModule):
                 f'{type(self).__name__}: prompt_embeds must be [B={num}, N, '
                 f'{self.prompt_dim}] with a [B, N] prompt_mask, got '
                 f'{tuple(prompt_embeds.shape)} and {tuple(mask.shape)}')
-        counts = mask.sum(1).tolist()  # one host sync for the batch
+        counts = grounding_inputs.get('prompt_counts')  # host, from caller
+        if counts is None:
+            counts = mask.sum(1).tolist()  # one host sync for the batch
         return list(
             masked_rows(prompt_embeds, mask.bool(), sum(counts)).split(
                 counts, 0))
@@ -370,9 +373,13 @@ class SAMGroundingHead(BaseModule):
         if not idx:
             return {}
         feats = grounding_inputs.get('feats')
-        pixels, sizes = grounding_inputs['pixels'], grounding_inputs['sizes']
+        pixels = grounding_inputs['pixels']
+        # host sizes when the caller has them (no device read)
+        sizes = grounding_inputs.get('sizes_host') or grounding_inputs['sizes']
         if len(idx) < len(prompts):  # else all rows: no gather copy
-            pixels, sizes = pixels[idx], sizes[idx]
+            pixels = pixels[idx]
+            sizes = sizes[idx] if isinstance(sizes, Tensor) else [
+                sizes[i] for i in idx]
             feats = None if feats is None else self.select_feats(feats, idx)
         if feats is None:
             feats = self.extract_feat(pixels)

@@ -458,14 +458,25 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
 
     @staticmethod
     def grounding_inputs(inputs: Dict[str, Any], prompt_mask: torch.Tensor,
-                         feats: Any = None) -> Dict[str, Any]:
-        """The head's ``grounding_inputs`` (docs/architecture.md)."""
+                         feats: Any = None,
+                         prompt_counts: Optional[List[int]] = None
+                         ) -> Dict[str, Any]:
+        """The head's ``grounding_inputs`` (docs/architecture.md).
+
+        Optional host-side copies spare the head device reads:
+        ``prompt_counts`` ([B] real tokens per row) and ``sizes_host``
+        ([B] (h, w), from the preprocessor's ``grounding_sizes_host``).
+        """
         out = dict(
             pixels=inputs['grounding_pixels'],
             sizes=inputs['grounding_sizes'],
             prompt_mask=prompt_mask)
         if feats is not None:
             out['feats'] = feats
+        if prompt_counts is not None:
+            out['prompt_counts'] = list(prompt_counts)
+        if inputs.get('grounding_sizes_host') is not None:
+            out['sizes_host'] = inputs['grounding_sizes_host']
         return out
 
     # ---------------------------------------------------------------- loss
@@ -501,7 +512,10 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
         if self.grounding_loss:
             losses.update(
                 self.grounding_head.loss(
-                    prompt_embeds, self.grounding_inputs(inputs, prompt_mask),
+                    prompt_embeds,
+                    self.grounding_inputs(
+                        inputs, prompt_mask,
+                        prompt_counts=[len(s) for s in states]),
                     data_samples))
         return self._touch_unused(losses, input_ids, prompt_mask, counts)
 

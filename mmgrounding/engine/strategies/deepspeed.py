@@ -15,11 +15,32 @@ them, and on the loaded ones after resuming. The model weights never pass
 through hooks: trainable-only filtering is done by the model's
 ``state_dict`` (``exclude_frozen_parameters=False``).
 """
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
+import mmengine._strategy.deepspeed as mmengine_deepspeed
 import torch
 from mmengine._strategy import DeepSpeedStrategy
-from mmengine.registry import STRATEGIES
+from mmengine.registry import OPTIMIZERS, STRATEGIES
+
+_register_deepspeed_optimizers = mmengine_deepspeed.register_deepspeed_optimizers
+
+
+def register_deepspeed_optimizers_once() -> List[str]:
+    """mmengine's ``register_deepspeed_optimizers``, idempotent.
+
+    mmengine 0.10.7 calls it in every ``DeepSpeedStrategy.__init__`` and it
+    registers without ``force``, so a second strategy in one process (a
+    resume after a run, a test) fails with ``KeyError: 'DeepSpeedCPUAdam is
+    already registered'``. Installed in mmengine's module (its
+    ``__init__`` looks the name up there at call time).
+    """
+    if 'DeepSpeedCPUAdam' in OPTIMIZERS.module_dict:
+        return []
+    return _register_deepspeed_optimizers()
+
+
+mmengine_deepspeed.register_deepspeed_optimizers = \
+    register_deepspeed_optimizers_once
 
 
 @STRATEGIES.register_module()

@@ -4,7 +4,10 @@
 
 MODE (comma-separated list): ``straight`` trains 4 iterations; ``cut``
 trains 2 (checkpoint at 2); ``resume`` resumes the ``cut`` work dir and
-continues to 4. As ``fsdp_worker.py``: LoRA dropout 0.5 and a shuffled
+continues to 4. FLAGS (optional, comma-separated): ``bf16`` (the official
+recipe's precision), ``zero3`` (ZeRO-3 instead of ZeRO-2). The strategy and
+optimizer wrapper are what ``tools/train.py --strategy`` makes of a DDP
+optimizer wrapper with accumulation 2 and clipping 1.0. As ``fsdp_worker.py``: LoRA dropout 0.5 and a shuffled
 ``InfiniteSampler`` make the per-rank RNG restore matter. Each rank writes
 its logged losses; the weights are read from DeepSpeed's checkpoint
 directories.
@@ -18,7 +21,25 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fsdp_worker import dataset, model_cfg  # noqa: E402
 
 
-def main(out_dir, mode):
+def translated(bf16, stage=2):
+    """The DeepSpeed side of the config, made by ``--strategy
+    deepspeed_zero2``'s translation from a DDP-style optimizer wrapper:
+    accumulation 2 and clipping 1.0 move into the strategy."""
+    from mmengine.config import Config
+
+    from mmgrounding.engine.strategy_switch import apply_strategy
+    wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16') if bf16 else \
+        dict(type='OptimWrapper')
+    cfg = Config(dict(
+        model=dict(type='GLaMM'),
+        optim_wrapper=dict(
+            optimizer=dict(type='AdamW', lr=1e-2), accumulative_counts=2,
+            clip_grad=dict(max_norm=1.0), **wrapper),
+        train_dataloader=dict(batch_size=1)))
+    return apply_strategy(cfg, f'deepspeed_zero{stage}')
+
+
+def main(out_dir, mode, bf16=False, stage=2):
     torch.set_num_threads(1)
     from mmengine.hooks import Hook
     from mmengine.runner import FlexibleRunner
@@ -34,16 +55,13 @@ def main(out_dir, mode):
     tok_dir = os.path.join(out_dir, 'tok')
     log = LossLog()
     work = os.path.join(out_dir, 'straight' if mode == 'straight' else 'cut')
+    if stage != 2:
+        work += f'_zero{stage}'
+    ds = translated(bf16, stage)
     runner = FlexibleRunner(
         model=model_cfg(tok_dir),
         work_dir=work,
-        strategy=dict(
-            type='GroundingDeepSpeedStrategy',
-            zero_optimization=dict(stage=2),
-            gradient_clipping=1.0,
-            gradient_accumulation_steps=1,
-            train_micro_batch_size_per_gpu=1,
-            exclude_frozen_parameters=False),
+        strategy=ds.strategy.to_dict(),
         train_dataloader=dict(
             dataset=dataset(tok_dir),
             sampler=dict(type='InfiniteSampler', shuffle=True),
@@ -51,13 +69,15 @@ def main(out_dir, mode):
             num_workers=0,
             collate_fn=lambda items: items[0]),
         train_cfg=dict(by_epoch=False, max_iters=2 if mode == 'cut' else 4),
-        optim_wrapper=dict(type='DeepSpeedOptimWrapper',
-                           optimizer=dict(type='AdamW', lr=1e-2)),
+        optim_wrapper=ds.optim_wrapper.to_dict(),
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=2,
                             by_epoch=False),
             logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[dict(type='RandomStateCheckpointHook'), log],
+        custom_hooks=[
+            dict(type='WeightsOnlyCheckpointHook'),
+            dict(type='RandomStateCheckpointHook'), log
+        ],
         launcher='pytorch',
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
         default_scope='mmgrounding',
@@ -66,10 +86,19 @@ def main(out_dir, mode):
         experiment_name=f'ds_{mode}')
     runner.train()
     rank = int(os.environ['RANK'])
-    torch.save(dict(losses=log.losses),
-               os.path.join(out_dir, f'{mode}_rank{rank}.pt'))
+    engine = runner.model.model  # MMDeepSpeedEngineWrapper -> engine
+    used = dict(
+        accumulation=engine.gradient_accumulation_steps(),
+        clipping=engine.gradient_clipping(),
+        bf16=engine.bfloat16_enabled(),
+        stage=engine.zero_optimization_stage(),
+        micro_batch=engine.train_micro_batch_size_per_gpu())
+    torch.save(dict(losses=log.losses, used=used),
+               os.path.join(out_dir, f'{mode}_zero{stage}_rank{rank}.pt'))
 
 
 if __name__ == '__main__':
-    for mode in sys.argv[2].split(','):
-        main(sys.argv[1], mode)
+    flags = sys.argv[3].split(',') if len(sys.argv) > 3 else []
+    for mode in sys.argv[2].split(','):  # e.g. straight,cut
+        main(sys.argv[1], mode, bf16='bf16' in flags,
+             stage=3 if 'zero3' in flags else 2)

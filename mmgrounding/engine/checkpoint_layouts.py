@@ -13,11 +13,12 @@ Layouts (what :func:`read_model_state_dict` accepts as ``path``):
   ``mp_rank_00_model_states.pt`` (``module``: the model's ``state_dict``,
   i.e. the same keys as an mmengine file, in the training dtype) and one
   ``*_optim_states.pt`` per rank; or its parent directory with a ``latest``
-  file naming the tag. Under ZeRO-1/2 ``module`` holds every tensor. Under
-  ZeRO-3 its parameters are empty placeholders and the values live in the
-  per-rank fp32 optimizer partitions: they are merged with DeepSpeed's own
-  ``zero_to_fp32`` (``get_fp32_state_dict_from_zero_checkpoint``), which
-  needs ``deepspeed`` importable.
+  file naming the tag. Under ZeRO-1/2 ``module`` holds every tensor. ZeRO-3
+  writes ``zero_pp_rank_{r}_mp_rank_00_model_states.pt`` per rank whose
+  parameters are empty placeholders; the values live in the per-rank fp32
+  optimizer partitions and are merged with DeepSpeed's own ``zero_to_fp32``
+  (``get_fp32_state_dict_from_zero_checkpoint``: every parameter, frozen
+  ones included, in fp32), which needs ``deepspeed`` importable.
 * ``fsdp_local``: the directory of ``rank{i}.pth`` files of
   ``state_dict_cfg='local'``: flat-parameter shards whose unflattening
   needs the wrapped model and a process group of the same world size;
@@ -30,11 +31,26 @@ from typing import Dict, Tuple
 import torch
 
 DS_MODEL_STATES = 'mp_rank_00_model_states.pt'
+#: ZeRO-3 writes one model-states file per rank (partitioned placeholders)
+DS_ZERO3_MODEL_STATES = 'zero_pp_rank_0_mp_rank_00_model_states.pt'
+_DS_FILES = (DS_MODEL_STATES, DS_ZERO3_MODEL_STATES)
+
+
+def _deepspeed_globals():
+    """DeepSpeed's checkpoint classes allowed for ``weights_only`` loads
+    (a no-op without deepspeed: then no file holds them)."""
+    try:
+        from mmgrounding.engine.strategies.deepspeed import _safe_load
+        return _safe_load()
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
 
 
 def _load(path: str) -> dict:
     from mmengine.runner.checkpoint import _load_checkpoint
-    return _load_checkpoint(path, map_location='cpu')
+    with _deepspeed_globals():
+        return _load_checkpoint(path, map_location='cpu')
 
 
 def _weights(ckpt: dict, path: str) -> Dict[str, torch.Tensor]:
@@ -51,13 +67,13 @@ def find_deepspeed_tag_dir(path: str) -> str:
     """The tag directory (the one holding ``mp_rank_00_model_states.pt``)
     of a DeepSpeed checkpoint ``path`` (that directory, or its parent with a
     ``latest`` file)."""
-    if osp.isfile(osp.join(path, DS_MODEL_STATES)):
+    if any(osp.isfile(osp.join(path, n)) for n in _DS_FILES):
         return path
     latest = osp.join(path, 'latest')
     if osp.isfile(latest):
         with open(latest) as f:
             tag = f.read().strip()
-        if osp.isfile(osp.join(path, tag, DS_MODEL_STATES)):
+        if any(osp.isfile(osp.join(path, tag, n)) for n in _DS_FILES):
             return osp.join(path, tag)
     raise FileNotFoundError(
         f'{path}: not a DeepSpeed checkpoint (no {DS_MODEL_STATES}, no '
@@ -72,7 +88,7 @@ def detect_layout(path: str) -> str:
     if not osp.isdir(path):
         raise FileNotFoundError(f'{path}: no such checkpoint')
     names = set(os.listdir(path))
-    if DS_MODEL_STATES in names or 'latest' in names:
+    if names & set(_DS_FILES) or 'latest' in names:
         return 'deepspeed'
     if 'rank0.pth' in names:
         return 'fsdp_local'
@@ -89,10 +105,12 @@ def _zero_stage(states: dict) -> int:
 
 def _read_deepspeed(path: str) -> Dict[str, torch.Tensor]:
     tag_dir = find_deepspeed_tag_dir(path)
-    states = _load(osp.join(tag_dir, DS_MODEL_STATES))
+    if osp.isfile(osp.join(tag_dir, DS_MODEL_STATES)):
+        states = _load(osp.join(tag_dir, DS_MODEL_STATES))
+        if _zero_stage(states) < 3:
+            return states['module']
+    states = _load(osp.join(tag_dir, DS_ZERO3_MODEL_STATES))
     module = states['module']
-    if _zero_stage(states) < 3:
-        return module
     try:
         from deepspeed.utils.zero_to_fp32 import \
             get_fp32_state_dict_from_zero_checkpoint
@@ -103,9 +121,10 @@ def _read_deepspeed(path: str) -> Dict[str, torch.Tensor]:
             "DeepSpeed's zero_to_fp32, which needs deepspeed installed "
             '(pip install -r requirements/dist.txt)') from err
     parent, tag = osp.split(osp.normpath(tag_dir))
-    merged = get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag)
+    with _deepspeed_globals():
+        merged = get_fp32_state_dict_from_zero_checkpoint(parent, tag=tag)
     # buffers (and anything DeepSpeed does not partition) from `module`
-    out = {k: v for k, v in module.items() if v.numel() or k in merged}
+    out = {k: v for k, v in module.items() if v.numel() and k not in merged}
     out.update(merged)
     return out
 

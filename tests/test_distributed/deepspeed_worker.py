@@ -4,10 +4,11 @@
 
 MODE (comma-separated list): ``straight`` trains 4 iterations; ``cut``
 trains 2 (checkpoint at 2); ``resume`` resumes the ``cut`` work dir and
-continues to 4. FLAGS (optional, comma-separated): ``bf16`` (the official
-recipe's precision), ``zero3`` (ZeRO-3 instead of ZeRO-2). The strategy and
-optimizer wrapper are what ``tools/train.py --strategy`` makes of a DDP
-optimizer wrapper with accumulation 2 and clipping 1.0. As ``fsdp_worker.py``: LoRA dropout 0.5 and a shuffled
+continues to 4; ``zero3`` trains 2 iterations under ZeRO-3 (its
+checkpoint is what ``merge_lora.py`` must read). All in bf16 (the official
+recipe); the strategy and optimizer wrapper are what ``tools/train.py
+--strategy deepspeed_zero{2,3}`` makes of a DDP optimizer wrapper
+(``AmpOptimWrapper`` bf16, accumulation 2, clipping 1.0). As ``fsdp_worker.py``: LoRA dropout 0.5 and a shuffled
 ``InfiniteSampler`` make the per-rank RNG restore matter. Each rank writes
 its logged losses; the weights are read from DeepSpeed's checkpoint
 directories.
@@ -21,7 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from fsdp_worker import dataset, model_cfg  # noqa: E402
 
 
-def translated(bf16, stage=2):
+def translated(bf16=True, stage=2):
     """The DeepSpeed side of the config, made by ``--strategy
     deepspeed_zero2``'s translation from a DDP-style optimizer wrapper:
     accumulation 2 and clipping 1.0 move into the strategy."""
@@ -39,7 +40,7 @@ def translated(bf16, stage=2):
     return apply_strategy(cfg, f'deepspeed_zero{stage}')
 
 
-def main(out_dir, mode, bf16=False, stage=2):
+def main(out_dir, mode):
     torch.set_num_threads(1)
     from mmengine.hooks import Hook
     from mmengine.runner import FlexibleRunner
@@ -54,10 +55,10 @@ def main(out_dir, mode, bf16=False, stage=2):
 
     tok_dir = os.path.join(out_dir, 'tok')
     log = LossLog()
-    work = os.path.join(out_dir, 'straight' if mode == 'straight' else 'cut')
-    if stage != 2:
-        work += f'_zero{stage}'
-    ds = translated(bf16, stage)
+    stage = 3 if mode == 'zero3' else 2
+    work = os.path.join(out_dir, mode if mode in ('straight', 'zero3')
+                        else 'cut')
+    ds = translated(stage=stage)
     runner = FlexibleRunner(
         model=model_cfg(tok_dir),
         work_dir=work,
@@ -68,7 +69,7 @@ def main(out_dir, mode, bf16=False, stage=2):
             batch_size=1,
             num_workers=0,
             collate_fn=lambda items: items[0]),
-        train_cfg=dict(by_epoch=False, max_iters=2 if mode == 'cut' else 4),
+        train_cfg=dict(by_epoch=False, max_iters=2 if mode in ('cut', 'zero3') else 4),
         optim_wrapper=ds.optim_wrapper.to_dict(),
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=2,
@@ -94,11 +95,9 @@ def main(out_dir, mode, bf16=False, stage=2):
         stage=engine.zero_optimization_stage(),
         micro_batch=engine.train_micro_batch_size_per_gpu())
     torch.save(dict(losses=log.losses, used=used),
-               os.path.join(out_dir, f'{mode}_zero{stage}_rank{rank}.pt'))
+               os.path.join(out_dir, f'{mode}_rank{rank}.pt'))
 
 
 if __name__ == '__main__':
-    flags = sys.argv[3].split(',') if len(sys.argv) > 3 else []
     for mode in sys.argv[2].split(','):  # e.g. straight,cut
-        main(sys.argv[1], mode, bf16='bf16' in flags,
-             stage=3 if 'zero3' in flags else 2)
+        main(sys.argv[1], mode)

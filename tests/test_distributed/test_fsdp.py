@@ -14,6 +14,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
+from export_check import check_merge_lora_export  # noqa: E402
 from test_ddp import torchrun  # noqa: E402
 
 import mmgrounding  # noqa: E402,F401  (weights-only checkpoint globals)
@@ -58,3 +59,10 @@ def test_fsdp_train_save_resume_equals_uninterrupted(tmp_path):
         assert torch.equal(value, ref[key]), key
     moved = [k for k in got if not torch.equal(got[k], cut['state_dict'][k])]
     assert any('lora_B' in k for k in moved)
+
+    # export: merge_lora reads the FSDP full-state file
+    from mmgrounding.engine.checkpoint_layouts import read_model_state_dict
+    state, layout = read_model_state_dict(str(tmp_path / 'cut' / 'iter_4.pth'))
+    assert layout == 'file' and state.keys() == got.keys()
+    check_merge_lora_export(tmp_path, str(tmp_path / 'cut' / 'iter_4.pth'),
+                            got)

@@ -3,7 +3,9 @@
 mmengine 0.10.7's ``DeepSpeedStrategy._setup_distributed`` goes through
 ``init_dist``, which calls ``torch.cuda.set_device`` first; DeepSpeed itself
 selects its CPU accelerator (gloo) when no GPU is present. Without CUDA this
-subclass lets ``deepspeed.init_distributed('gloo')`` create the group.
+subclass lets ``deepspeed.init_distributed('gloo')`` create the group (and
+sets ``LOCAL_SIZE`` from torchrun's ``LOCAL_WORLD_SIZE``: DeepSpeed's CPU
+accelerator otherwise counts devices with ``numactl``, which ZeRO-3 calls).
 
 mmengine's ``save_checkpoint`` / ``resume`` take the runner's hook callback
 and ignore it, so ``before_save_checkpoint`` / ``after_load_checkpoint``
@@ -22,6 +24,7 @@ through hooks: trainable-only filtering is done by the model's
 ``state_dict`` (``exclude_frozen_parameters=False``).
 """
 import contextlib
+import os
 import os.path as osp
 from typing import Callable, List, Optional
 
@@ -83,6 +86,11 @@ class GroundingDeepSpeedStrategy(DeepSpeedStrategy):
                            backend: str = 'nccl', **kwargs) -> None:
         if not torch.cuda.is_available():
             import deepspeed
+
+            # DeepSpeed's CPU accelerator counts its "devices" from
+            # LOCAL_SIZE, else by running `numactl` (ZeRO-3 asks for it)
+            os.environ.setdefault(
+                'LOCAL_SIZE', os.environ.get('LOCAL_WORLD_SIZE', '1'))
             deepspeed.init_distributed(dist_backend='gloo', **kwargs)
             return
         super()._setup_distributed(launcher, backend, **kwargs)

@@ -5,26 +5,25 @@ import os
 import torch
 
 
-def check_merge_lora_export(tmp_path, ckpt, state, name='export'):
-    """``merge_lora.py`` on ``ckpt``: the exported HF LM gives the logits of
-    the LoRA model loaded from ``state``; the other weights are ``state``'s.
-    """
+def check_merge_lora_export(out_dir, tok_dir, ckpt, state):
+    """``merge_lora.py`` on ``ckpt`` into ``out_dir``: the exported HF LM
+    (safetensors) gives the logits of the LoRA model loaded from ``state``;
+    the other exported weights are ``state``'s."""
     from mmengine.config import Config
     from transformers import AutoModelForCausalLM
 
     from fsdp_worker import model_cfg
     from mmgrounding.registry import MODELS
     from mmgrounding.testing import load_script
-    tok_dir = str(tmp_path / 'tok')
-    cfg_path = str(tmp_path / 'export_cfg.py')
-    Config(dict(model=model_cfg(tok_dir))).dump(cfg_path)
-    out_dir = tmp_path / name
+    os.makedirs(out_dir, exist_ok=True)
+    cfg_path = str(out_dir / 'export_cfg.py')
+    Config(dict(model=model_cfg(str(tok_dir)))).dump(cfg_path)
     merge = load_script('tools/model_converters/merge_lora.py')
     assert merge.main([cfg_path, ckpt, str(out_dir)]) == 0
     assert any(n.endswith('.safetensors')
                for n in os.listdir(out_dir / 'language_model'))
 
-    model = MODELS.build(model_cfg(tok_dir)).eval()
+    model = MODELS.build(model_cfg(str(tok_dir))).eval()
     missing = model.load_state_dict(state, strict=False)
     assert not missing.unexpected_keys
     merged = AutoModelForCausalLM.from_pretrained(

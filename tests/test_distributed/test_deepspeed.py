@@ -22,16 +22,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from export_check import check_merge_lora_export  # noqa: E402
-from test_ddp import torchrun  # noqa: E402
 
 import mmgrounding  # noqa: E402,F401  (weights-only checkpoint globals)
-from mmgrounding.testing import build_tiny_tokenizer  # noqa: E402
-
-WORKER = os.path.join(os.path.dirname(__file__), 'deepspeed_worker.py')
 
 
 @pytest.mark.slow
-def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(tmp_path):
+def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(
+        dist_launch_b, tmp_path):
     try:
         import deepspeed  # noqa: F401
     except ImportError as err:  # not a skip: CI must run this test
@@ -39,10 +36,9 @@ def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(tmp_path):
                     'requirements/dist.txt: bash tools/install.sh')
     from mmgrounding.engine.checkpoint_layouts import read_model_state_dict
     from mmgrounding.engine.strategies.deepspeed import _safe_load
-    build_tiny_tokenizer(str(tmp_path / 'tok'))
-    torchrun([WORKER, tmp_path, 'straight,cut'], cwd=str(tmp_path))
-    torchrun([WORKER, tmp_path, 'resume,zero3'], cwd=str(tmp_path))
-    res = {(m, r): torch.load(tmp_path / f'{m}_rank{r}.pt')
+    # straight,cut in the shared launch a; resume,zero3 in b
+    out = dist_launch_b / 'ds'
+    res = {(m, r): torch.load(out / f'{m}_rank{r}.pt')
            for m in ('straight', 'cut', 'resume', 'zero3') for r in (0, 1)}
     for (mode, _), value in res.items():  # what DeepSpeed's engine ran with
         assert value['used'] == dict(
@@ -58,7 +54,7 @@ def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(tmp_path):
     assert res[('straight', 0)]['losses'][1] != \
         res[('straight', 1)]['losses'][1]
 
-    cut_dir = tmp_path / 'cut' / 'iter_2.pth'  # DeepSpeed's tag directory
+    cut_dir = out / 'cut' / 'iter_2.pth'  # DeepSpeed's tag directory
     assert sorted(os.listdir(cut_dir)) == [
         'bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt',
         'bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt',
@@ -68,8 +64,8 @@ def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(tmp_path):
                             weights_only=True)
     assert states['rng_state']['world_size'] == 2  # the hook callback ran
     ref, layout = read_model_state_dict(
-        str(tmp_path / 'straight' / 'iter_4.pth'))
-    got, _ = read_model_state_dict(str(tmp_path / 'cut' / 'iter_4.pth'))
+        str(out / 'straight' / 'iter_4.pth'))
+    got, _ = read_model_state_dict(str(out / 'cut' / 'iter_4.pth'))
     cut, _ = read_model_state_dict(str(cut_dir))
     assert layout == 'deepspeed'
     assert got.keys() == ref.keys()
@@ -81,8 +77,8 @@ def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(tmp_path):
     assert {v.dtype for v in got.values()} == {torch.bfloat16}
 
     # export: merge_lora reads the DeepSpeed directory
-    check_merge_lora_export(tmp_path, str(tmp_path / 'cut' / 'iter_4.pth'),
-                            got)
+    check_merge_lora_export(tmp_path / 'export', out / 'tok',
+                            str(out / 'cut' / 'iter_4.pth'), got)
 
     # ZeRO-3: same losses as ZeRO-2 for the same 2 iterations (same math,
     # other partitioning); the weights are partitioned over the ranks' fp32
@@ -90,7 +86,7 @@ def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(tmp_path):
     for rank in (0, 1):
         assert res[('zero3', rank)]['losses'] == pytest.approx(
             res[('cut', rank)]['losses'], abs=1e-3)
-    zero3_dir = tmp_path / 'zero3' / 'iter_2.pth'
+    zero3_dir = out / 'zero3' / 'iter_2.pth'
     assert 'mp_rank_00_model_states.pt' not in os.listdir(zero3_dir)
     z3, layout = read_model_state_dict(str(zero3_dir))
     assert layout == 'deepspeed'
@@ -102,4 +98,5 @@ def test_deepspeed_zero2_train_save_resume_equals_uninterrupted(tmp_path):
                               atol=2e-2), key
     lora_b = [k for k in z3 if 'lora_B' in k]
     assert lora_b and all(z3[k].abs().sum() > 0 for k in lora_b)  # trained
-    check_merge_lora_export(tmp_path, str(zero3_dir), z3, name='export3')
+    check_merge_lora_export(tmp_path / 'export3', out / 'tok',
+                            str(zero3_dir), z3)

@@ -15,23 +15,18 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from export_check import check_merge_lora_export  # noqa: E402
-from test_ddp import torchrun  # noqa: E402
 
 import mmgrounding  # noqa: E402,F401  (weights-only checkpoint globals)
-from mmgrounding.testing import build_tiny_tokenizer  # noqa: E402
-
-WORKER = os.path.join(os.path.dirname(__file__), 'fsdp_worker.py')
 # FSDP units by hand: root + 2 decoder layers + LoRA A and B of q_proj and
 # v_proj in 2 layers (8) + embed_tokens + lm_head
 UNITS = 1 + 2 + 8 + 2
 
 
 @pytest.mark.slow
-def test_fsdp_train_save_resume_equals_uninterrupted(tmp_path):
-    build_tiny_tokenizer(str(tmp_path / 'tok'))
-    torchrun([WORKER, tmp_path, 'straight,cut'], cwd=str(tmp_path))
-    torchrun([WORKER, tmp_path, 'resume'], cwd=str(tmp_path))
-    res = {(m, r): torch.load(tmp_path / f'{m}_rank{r}.pt')
+def test_fsdp_train_save_resume_equals_uninterrupted(dist_launch_b,
+                                                     tmp_path):
+    out = dist_launch_b / 'fsdp'  # straight,cut in launch a, resume in b
+    res = {(m, r): torch.load(out / f'{m}_rank{r}.pt')
            for m in ('straight', 'cut', 'resume') for r in (0, 1)}
     for (mode, rank), value in res.items():
         assert value['units'] == UNITS, (mode, rank, value['units'])
@@ -46,12 +41,12 @@ def test_fsdp_train_save_resume_equals_uninterrupted(tmp_path):
     assert res[('straight', 0)]['losses'][1] != \
         res[('straight', 1)]['losses'][1]
 
-    cut = torch.load(tmp_path / 'cut' / 'iter_2.pth', weights_only=True)
+    cut = torch.load(out / 'cut' / 'iter_2.pth', weights_only=True)
     assert cut['rng_state']['world_size'] == 2
     assert cut['optimizer']['state']  # full optimizer state saved
-    ref = torch.load(tmp_path / 'straight' / 'iter_4.pth',
+    ref = torch.load(out / 'straight' / 'iter_4.pth',
                      weights_only=True)['state_dict']
-    got = torch.load(tmp_path / 'cut' / 'iter_4.pth',
+    got = torch.load(out / 'cut' / 'iter_4.pth',
                      weights_only=True)['state_dict']
     assert got.keys() == ref.keys()
     assert any('lora_A' in k for k in got)  # full (unsharded) names
@@ -62,7 +57,7 @@ def test_fsdp_train_save_resume_equals_uninterrupted(tmp_path):
 
     # export: merge_lora reads the FSDP full-state file
     from mmgrounding.engine.checkpoint_layouts import read_model_state_dict
-    state, layout = read_model_state_dict(str(tmp_path / 'cut' / 'iter_4.pth'))
+    state, layout = read_model_state_dict(str(out / 'cut' / 'iter_4.pth'))
     assert layout == 'file' and state.keys() == got.keys()
-    check_merge_lora_export(tmp_path, str(tmp_path / 'cut' / 'iter_4.pth'),
-                            got)
+    check_merge_lora_export(tmp_path / 'export', out / 'tok',
+                            str(out / 'cut' / 'iter_4.pth'), got)

@@ -82,15 +82,20 @@ def _safe_load():
 class GroundingDeepSpeedStrategy(DeepSpeedStrategy):
     """``DeepSpeedStrategy`` that also starts on CPU ranks."""
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if not torch.cuda.is_available():
+            # DeepSpeed's CPU accelerator counts its "devices" from
+            # LOCAL_SIZE, else by running `numactl` (ZeRO-3 asks for it);
+            # set here, as _setup_distributed is skipped when the process
+            # group exists already
+            os.environ.setdefault(
+                'LOCAL_SIZE', os.environ.get('LOCAL_WORLD_SIZE', '1'))
+
     def _setup_distributed(self, launcher: Optional[str] = None,
                            backend: str = 'nccl', **kwargs) -> None:
         if not torch.cuda.is_available():
             import deepspeed
-
-            # DeepSpeed's CPU accelerator counts its "devices" from
-            # LOCAL_SIZE, else by running `numactl` (ZeRO-3 asks for it)
-            os.environ.setdefault(
-                'LOCAL_SIZE', os.environ.get('LOCAL_WORLD_SIZE', '1'))
             deepspeed.init_distributed(dist_backend='gloo', **kwargs)
             return
         super()._setup_distributed(launcher, backend, **kwargs)

@@ -1,10 +1,11 @@
 """``tools/dist_train.sh`` / ``tools/dist_test.sh`` unchanged on 2 CPU ranks.
 
 The tiny demo config on a small synthetic world (``make_synthetic.py``,
-seed 0, 80 images: 64 train, 8 GCG val): 2 training iterations of batch 2 per rank, then a 2-rank test run
-of 8 GCG val images. On CPU ``tools/train.py`` / ``test.py`` create the gloo
-group and the CPU DDP wrapper (``mmgrounding.engine.prepare_distributed``);
-the shell scripts and their arguments are the GPU ones.
+seed 0, 80 images: 64 train, 8 GCG val): 2 training iterations of batch 2
+per rank, then a 2-rank test run of the 8 GCG val images. On CPU
+``tools/train.py`` / ``test.py`` create the gloo group and the CPU DDP
+wrapper (``mmgrounding.engine.prepare_distributed``); the shell scripts and
+their arguments are the GPU ones.
 """
 import json
 import os

@@ -37,6 +37,13 @@ def test_fsdp_train_save_resume_equals_uninterrupted(dist_launch_b,
             i: straight[i] for i in (3, 4)}
         assert res[('cut', rank)]['losses'] == {i: straight[i] for i in (1, 2)}
         assert straight[4] < straight[1]  # it trains
+    # clipping saw the global gradient norm (FSDP.clip_grad_norm_): equal on
+    # both ranks although each holds another shard and another batch; and it
+    # clipped (norm > max_norm 0.1)
+    for mode in ('straight', 'resume'):
+        norms = [res[(mode, r)]['grad_norms'] for r in (0, 1)]
+        assert norms[0] == norms[1] and norms[0], (mode, norms)
+        assert min(norms[0].values()) > 0.1
     # the ranks drew different batches (and so different losses)
     assert res[('straight', 0)]['losses'][1] != \
         res[('straight', 1)]['losses'][1]

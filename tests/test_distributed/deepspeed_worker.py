@@ -8,8 +8,9 @@ continues to 4; ``zero3`` trains 2 iterations under ZeRO-3 (its
 checkpoint is what ``merge_lora.py`` must read). All in bf16 (the official
 recipe); the strategy and optimizer wrapper are what ``tools/train.py
 --strategy deepspeed_zero{2,3}`` makes of a DDP optimizer wrapper
-(``AmpOptimWrapper`` bf16, accumulation 2, clipping 1.0). As ``fsdp_worker.py``: LoRA dropout 0.5 and a shuffled
-``InfiniteSampler`` make the per-rank RNG restore matter. Each rank writes
+(``AmpOptimWrapper`` bf16, accumulation 2, clipping 1.0). As
+``fsdp_worker.py``: LoRA dropout 0.5 and a shuffled ``InfiniteSampler`` make
+the per-rank RNG restore matter. Each rank writes
 its logged losses; the weights are read from DeepSpeed's checkpoint
 directories.
 """
@@ -69,7 +70,8 @@ def main(out_dir, mode):
             batch_size=1,
             num_workers=0,
             collate_fn=lambda items: items[0]),
-        train_cfg=dict(by_epoch=False, max_iters=2 if mode in ('cut', 'zero3') else 4),
+        train_cfg=dict(by_epoch=False,
+                       max_iters=2 if mode in ('cut', 'zero3') else 4),
         optim_wrapper=ds.optim_wrapper.to_dict(),
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=2,

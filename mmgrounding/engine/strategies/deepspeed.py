@@ -33,7 +33,8 @@ import torch
 from mmengine._strategy import DeepSpeedStrategy
 from mmengine.registry import OPTIMIZERS, STRATEGIES
 
-_register_deepspeed_optimizers = mmengine_deepspeed.register_deepspeed_optimizers
+_register_deepspeed_optimizers = \
+    mmengine_deepspeed.register_deepspeed_optimizers
 
 
 def register_deepspeed_optimizers_once() -> List[str]:

@@ -33,6 +33,7 @@ setup(
         'eval': read_requirements('eval'),
         'tests': read_requirements('tests'),
         'demo': read_requirements('demo'),
+        'dist': read_requirements('dist'),
         'all': read_requirements('eval') + read_requirements('tests') +
         read_requirements('demo'),
     },

@@ -36,6 +36,19 @@ fi
 pip install -q "${FIND_LINKS[@]}" torch==2.13.0 mmcv==2.1.0 \
   -r requirements/mminstall.txt -r requirements/runtime.txt \
   -r requirements/eval.txt -r requirements/tests.txt -r requirements/demo.txt
+if ! has deepspeed==0.15.4; then
+  DS_BUILD_OPS=0 pip install -q "${FIND_LINKS[@]}" --no-build-isolation \
+    -r requirements/dist.txt torch==2.13.0
+fi
+# DeepSpeed's CPU accelerator compiles its shared-memory collective op on
+# first use (about 1-2 minutes on 2 cores, cached in ~/.cache/torch_extensions):
+# build it here, not inside the first DeepSpeed run
+"$VENV/bin/python" - <<'PYEOF'
+from deepspeed.accelerator import get_accelerator
+builder = get_accelerator().create_op_builder('ShareMemCommBuilder')
+if builder is not None and builder.is_compatible():
+    builder.load(verbose=False)
+PYEOF
 pip install -q --no-build-isolation --no-deps -e .
 if ! command -v java >/dev/null 2>&1; then
   echo "[install] java not found: METEOR needs it (apt-get install -y default-jre-headless)"
@@ -49,6 +62,7 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
 fi
-"$VENV/bin/python" -c "import torch, mmcv, mmcv.ops, mmdet, mmengine, transformers, peft; \
+"$VENV/bin/python" -c "import torch, mmcv, mmcv.ops, mmdet, mmengine, transformers, peft, deepspeed; \
 print(f'[install] ok: torch {torch.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, '\
-f'mmengine {mmengine.__version__}, transformers {transformers.__version__}, peft {peft.__version__}')"
+f'mmengine {mmengine.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, '\
+f'deepspeed {deepspeed.__version__}')"

@@ -1,7 +1,10 @@
 """Train a model with an mmgrounding (or any mmdet) config.
 
-Same arguments as mmdet's ``tools/train.py``; mmgrounding is imported first so
-its registries and the safe checkpoint globals are in place.
+Same arguments as mmdet's ``tools/train.py``, plus ``--strategy
+{ddp,fsdp,deepspeed_zero2,deepspeed_zero3}`` which rewrites the config for
+that strategy (``mmgrounding.engine.strategy_switch``); mmgrounding is
+imported first so its registries and the safe checkpoint globals are in
+place.
 """
 import argparse
 import os
@@ -18,6 +21,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmgrounding  # noqa: E402,F401  (registers modules, checkpoint globals)
+from mmgrounding.engine.strategy_switch import (  # noqa: E402
+    STRATEGY_NAMES, apply_strategy)
 
 
 def parse_args() -> argparse.Namespace:
@@ -45,6 +50,13 @@ def parse_args() -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--strategy',
+        choices=STRATEGY_NAMES,
+        default=None,
+        help='rewrite the config for this training strategy (default: as '
+        'the config says; see mmgrounding/engine/strategy_switch.py and '
+        'docs/distributed.md)')
     # torch.distributed.launch passes --local-rank, torchrun sets LOCAL_RANK
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -89,7 +101,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    return cfg
+    # last: it reads the final optim wrapper, batch size, resume, load_from
+    return apply_strategy(cfg, args.strategy, amp=args.amp)
 
 
 def main() -> None:

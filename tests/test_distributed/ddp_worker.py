@@ -141,7 +141,9 @@ def one_step(tok_dir, dataset, work_dir, name, distributed=False):
     return log.losses, before, trainable()
 
 
-def main(out_dir: str) -> None:
+def main(out_dir: str, destroy: bool = True) -> None:
+    """Run both cases on this rank; ``destroy=False`` leaves the gloo group
+    to the next worker of a shared launch (``dist_worker.py``)."""
     torch.set_num_threads(1)
     from mmgrounding.engine.distributed import init_cpu_process_group
     init_cpu_process_group(timeout_s=120)
@@ -155,7 +157,8 @@ def main(out_dir: str) -> None:
                                          f'ddp_{case}', distributed=True)
         torch.save(dict(losses=losses, before=before, after=after),
                    os.path.join(out_dir, f'{case}_rank{rank}.pt'))
-    dist.destroy_process_group()
+    if destroy:
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -4,7 +4,8 @@ rank of a torchrun gloo group (``... fsdp_worker.py OUT_DIR MODE``).
 MODE (comma-separated list): ``straight`` trains 4 iterations; ``cut``
 trains 2 (checkpoint at 2); ``resume`` resumes the ``cut`` work dir and continues to 4. LoRA dropout 0.5
 and a shuffled ``InfiniteSampler`` (rank r draws its own batches) make the
-RNG restore per rank matter. Each rank writes its logged losses; rank 0's
+RNG restore per rank matter; gradients are clipped to norm 0.1. Each rank
+writes its logged losses and gradient norms; rank 0's
 full-state checkpoints (``state_dict_cfg='full'``) hold the weights.
 """
 import os
@@ -48,10 +49,13 @@ def main(out_dir, mode):
     class LossLog(Hook):
         def __init__(self):
             self.losses = {}
+            self.grad_norms = {}
 
         def after_train_iter(self, runner, batch_idx, data_batch=None,
                              outputs=None):
             self.losses[runner.iter + 1] = outputs['loss'].item()
+            self.grad_norms[runner.iter + 1] = runner.message_hub.get_scalar(
+                'train/grad_norm').current()
 
     tok_dir = os.path.join(out_dir, 'tok')
     log = LossLog()
@@ -72,7 +76,9 @@ def main(out_dir, mode):
             num_workers=0,
             collate_fn=lambda items: items[0]),
         train_cfg=dict(by_epoch=False, max_iters=2 if mode == 'cut' else 4),
-        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-2)),
+        # clipping active (tiny max_norm): the norm must be the global one
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-2),
+                           clip_grad=dict(max_norm=0.1)),
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=2,
                             by_epoch=False),
@@ -91,7 +97,8 @@ def main(out_dir, mode):
     rank = int(os.environ['RANK'])
     units = sum(1 for m in runner.model.modules()
                 if type(m).__name__.endswith('FullyShardedDataParallel'))
-    torch.save(dict(losses=log.losses, units=units),
+    torch.save(dict(losses=log.losses, grad_norms=log.grad_norms,
+                    units=units),
                os.path.join(out_dir, f'{mode}_rank{rank}.pt'))
 
 

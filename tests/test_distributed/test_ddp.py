@@ -27,7 +27,6 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 import ddp_worker  # noqa: E402
 
-from mmgrounding.testing import build_tiny_tokenizer  # noqa: E402
 from mmgrounding.testing.scripts import REPO_ROOT  # noqa: E402
 
 TOL = dict(rtol=0, atol=2e-6)
@@ -69,11 +68,8 @@ def _assert_weights_close(got, expected):
 
 
 @pytest.fixture(scope='module')
-def ddp_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp('ddp')
-    build_tiny_tokenizer(str(out / 'tok'))
-    torchrun([os.path.join(os.path.dirname(__file__), 'ddp_worker.py'),
-              out], cwd=str(out))
+def ddp_run(dist_launch_a):
+    out = dist_launch_a / 'ddp'  # ddp_worker's part of the shared launch
     data = ddp_worker.batches(str(out / 'tok'))
     results = {
         f'{case}_rank{r}': torch.load(out / f'{case}_rank{r}.pt',

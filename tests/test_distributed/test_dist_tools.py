@@ -1,10 +1,11 @@
 """``tools/dist_train.sh`` / ``tools/dist_test.sh`` unchanged on 2 CPU ranks.
 
 The tiny demo config on a small synthetic world (``make_synthetic.py``,
-seed 0): 2 training iterations of batch 2 per rank, then a 2-rank test run
-of 8 GCG val images. On CPU ``tools/train.py`` / ``test.py`` create the gloo
-group and the CPU DDP wrapper (``mmgrounding.engine.prepare_distributed``);
-the shell scripts and their arguments are the GPU ones.
+seed 0, 80 images: 64 train, 8 GCG val): 2 training iterations of batch 2
+per rank, then a 2-rank test run of the 8 GCG val images. On CPU
+``tools/train.py`` / ``test.py`` create the gloo group and the CPU DDP
+wrapper (``mmgrounding.engine.prepare_distributed``); the shell scripts and
+their arguments are the GPU ones.
 """
 import json
 import os
@@ -45,7 +46,7 @@ def test_dist_train_and_dist_test_on_two_cpu_ranks(tmp_path):
         sys.executable,
         os.path.join(REPO_ROOT, 'tools', 'dataset_converters',
                      'make_synthetic.py'), '--out', 'data/synthetic',
-        '--seed', '0', '--num-images', '200'
+        '--seed', '0', '--num-images', '80'
     ], cwd=tmp_path, check=True, capture_output=True,
         env=dict(os.environ, PYTHONPATH=REPO_ROOT))
     work = tmp_path / 'work'

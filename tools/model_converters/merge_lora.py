@@ -2,8 +2,11 @@
 
     python tools/model_converters/merge_lora.py CONFIG CKPT OUT_DIR
 
-Builds the model of CONFIG, loads CKPT (an mmengine checkpoint of it, e.g.
-from training or from ``glamm_to_mmgrounding.py``), folds the LoRA adapters
+Builds the model of CONFIG, loads CKPT (a checkpoint of it in any layout
+our runners write, ``mmgrounding.engine.checkpoint_layouts``: an mmengine
+file from ``Runner`` / DDP, FSDP ``state_dict_cfg='full'`` or
+``glamm_to_mmgrounding.py``; a DeepSpeed ZeRO-1/2/3 checkpoint directory such
+as ``work_dir/iter_N.pth/``), folds the LoRA adapters
 into the language model (``HFCausalLM.merge_lora``) and writes:
 
 - ``OUT_DIR/language_model/``: the merged LM as a HF directory
@@ -32,7 +35,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Merge LoRA into the LM and export GLaMM weights')
     parser.add_argument('config', help='config the checkpoint belongs to')
-    parser.add_argument('checkpoint', help='mmengine checkpoint')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file, or DeepSpeed checkpoint directory')
     parser.add_argument('out_dir', help='output directory')
     parser.add_argument(
         '--no-clip',
@@ -57,8 +62,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from mmengine.config import Config
     from mmengine.logging import print_log
-    from mmengine.runner import load_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
 
+    from mmgrounding.engine.checkpoint_layouts import read_model_state_dict
     from mmgrounding.registry import MODELS
     from mmgrounding.utils import register_all_modules
 
@@ -67,9 +73,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     model = MODELS.build(cfg.model)
-    load_checkpoint(
-        model, args.checkpoint, map_location='cpu', strict=False,
-        logger='current')
+    state, layout = read_model_state_dict(args.checkpoint)
+    print_log(f'{args.checkpoint}: {layout} checkpoint, {len(state)} tensors',
+              logger='current')
+    _load_checkpoint_to_model(
+        model, dict(state_dict=state), strict=False, logger='current')
     model.eval()
     lm = getattr(model, 'language_model', None)
     if lm is None or not hasattr(lm, 'merge_lora'):

@@ -1,12 +1,15 @@
 # DeepSpeed ZeRO-2, bf16: the official GLaMM recipe (8x A100-40GB).
-# UNTESTED: deepspeed is not installed in this project's environment (see
-# docs/distributed.md). FlexibleRunner's DeepSpeedStrategy ignores the optim
-# wrapper's accumulative_counts and clip_grad: they are set here, so keep
-# them equal to the schedule's (configs/_base_/schedules/glamm_adamw.py:
-# accumulation 10, clip 1.0). train_micro_batch_size_per_gpu is taken from
-# train_dataloader.batch_size. Add this file to a config's _base_ and, in
+# Easiest: `tools/train.py CONFIG --strategy deepspeed_zero2`, which reads this
+# file and fills gradient_accumulation_steps, gradient_clipping, bf16 and
+# train_micro_batch_size_per_gpu from the config's optimizer wrapper and
+# dataloader (mmgrounding/engine/strategy_switch.py). Tested on 2 gloo CPU
+# ranks with a tiny GLaMM (tests/test_distributed/test_deepspeed.py; needs
+# requirements/dist.txt). By hand: add this file to a config's _base_ and, in
 # the config itself (bases may not both define optim_wrapper), replace the
-# optimizer wrapper:
+# optimizer wrapper; FlexibleRunner's DeepSpeedStrategy ignores the wrapper's
+# accumulative_counts and clip_grad, so the values below must equal the
+# schedule's (configs/_base_/schedules/glamm_adamw.py: accumulation 10, clip
+# 1.0):
 #   optim_wrapper = dict(_delete_=True, type='DeepSpeedOptimWrapper',
 #       optimizer=dict(type='AdamW', lr=3e-4, betas=(0.9, 0.95),
 #                      weight_decay=0.))

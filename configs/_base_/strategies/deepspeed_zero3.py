@@ -1,7 +1,8 @@
 # DeepSpeed ZeRO-3, bf16: parameters, gradients and optimizer states sharded
-# (fits 24 GB cards, see docs/distributed.md). UNTESTED (deepspeed is not
-# installed here). Same accumulation / clipping / checkpoint notes as
-# deepspeed_zero2.py.
+# (fits 24 GB cards, see docs/distributed.md). `--strategy deepspeed_zero3`;
+# same accumulation / clipping / checkpoint notes as deepspeed_zero2.py. Tested
+# on 2 gloo CPU ranks (training and reading its partitioned checkpoint back,
+# tests/test_distributed/test_deepspeed.py).
 _base_ = ['./deepspeed_zero2.py']
 strategy = dict(
     zero_optimization=dict(

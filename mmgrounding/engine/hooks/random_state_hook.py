@@ -25,7 +25,8 @@ What it does not restore, and this hook does:
   checkpoint's seed and its iterator rebuilt before the replay.
 * partial gradient accumulation (``OptimWrapper`` keeps it in ``.grad`` and
   its inner count, neither saved): a checkpoint interval that is not a
-  multiple of ``accumulative_counts`` would resume mid-accumulation. Such a
+  multiple of ``accumulative_counts`` (DeepSpeed: the strategy's
+  ``gradient_accumulation_steps``) would resume mid-accumulation. Such a
   configuration is refused before training starts.
 """
 import random
@@ -258,6 +259,12 @@ class RandomStateCheckpointHook(Hook):
         }
         counts = max(
             getattr(w, '_accumulative_counts', 1) for w in wrappers.values())
+        # DeepSpeed accumulates inside its engine (DeepSpeedOptimWrapper has
+        # no count of its own) and saves no partial gradients either
+        ds_config = getattr(getattr(runner, 'strategy', None), 'config', None)
+        if isinstance(ds_config, dict):
+            counts = max(counts,
+                         int(ds_config.get('gradient_accumulation_steps', 1)))
         if counts <= 1:
             return
         for hook in runner.hooks:

@@ -1,7 +1,7 @@
 """FSDP (torch FSDP1) for grounded LMMs through mmengine's ``FlexibleRunner``.
 
 :class:`GroundingFSDPStrategy` is mmengine 0.10.7's ``FSDPStrategy`` with the
-three defects found with torch 2.13 (``shared/reference/scale_out.md``)
+defects found with torch 2.13 (``shared/reference/scale_out.md``)
 fixed:
 
 * resume called ``FSDP.optim_state_dict_to_load(state_dict, model, optim)``
@@ -12,7 +12,10 @@ fixed:
   wrapper gets ``device_id=torch.device('cpu')``;
 * ``state_dict_cfg='full'`` hard-codes ``offload_to_cpu=True``, which
   crashes rank 0 on CPU ranks (tensors already live on the CPU); it is
-  ``False`` there (on GPUs it stays ``True``).
+  ``False`` there (on GPUs it stays ``True``);
+* ``clip_grad=dict(max_norm=...)`` clipped each rank's gradient shard by its
+  own norm (``torch.nn.utils.clip_grad_norm_`` on sharded gradients); it
+  uses ``FSDP.clip_grad_norm_``, the norm over all ranks, here.
 
 :func:`grounded_lmm_wrap_policy` is the LoRA-aware auto-wrap policy (the
 rule of peft's ``fsdp_auto_wrap_policy``, without needing the model at
@@ -28,6 +31,8 @@ embeddings as ``.weight`` without calling them, which a unit of their own
 would break.
 """
 from typing import Iterable, Optional, Set
+
+import functools
 
 import torch
 from mmengine.registry import FUNCTIONS, STRATEGIES
@@ -103,6 +108,20 @@ def grounded_lmm_wrap_policy(module: nn.Module,
     return low_precision and id(module) not in _INDEX['layers']
 
 
+def fsdp_clip_grad_norm(model: nn.Module, params, max_norm: float,
+                        norm_type: float = 2.0, **kwargs) -> torch.Tensor:
+    """``clip_grad_norm_`` for an FSDP root module (a collective).
+
+    mmengine's ``OptimWrapper`` clips with ``torch.nn.utils.clip_grad_norm_``
+    over the parameters it sees; under FSDP those hold only this rank's
+    gradient shard, so each rank would compute the norm of its own shard and
+    clip by a different factor. ``FSDP.clip_grad_norm_`` reduces the norm
+    over all ranks first (torch's documented way). ``params`` (the wrapper's
+    list) is ignored: the root module knows all of them.
+    """
+    return model.clip_grad_norm_(max_norm, norm_type)
+
+
 if FSDPStrategy is not None:
 
     @STRATEGIES.register_module()
@@ -144,6 +163,21 @@ if FSDPStrategy is not None:
                 init_cpu_process_group()
                 return
             super()._setup_distributed(launcher, backend, **kwargs)
+
+        def prepare(self, model, *, optim_wrapper=None, **kwargs):
+            """mmengine's ``prepare``, then gradient-norm clipping over the
+            whole sharded model (see :func:`fsdp_clip_grad_norm`)."""
+            prepared = super().prepare(
+                model, optim_wrapper=optim_wrapper, **kwargs)
+            wrappers = getattr(self, 'optim_wrapper', None)
+            wrappers = getattr(wrappers, 'optim_wrappers', None) or (
+                {} if wrappers is None else {'': wrappers})
+            for wrapper in wrappers.values():
+                if getattr(wrapper, 'clip_func', None) is \
+                        torch.nn.utils.clip_grad_norm_:
+                    wrapper.clip_func = functools.partial(
+                        fsdp_clip_grad_norm, self.model)
+            return prepared
 
         def load_optim_state_dict(self, state_dict: dict) -> None:
             """Shard a saved optimizer state (keywords: torch's order is

@@ -125,3 +125,33 @@ def test_mmseg_dataset_and_glamm_source(world):
         DATASETS.build(dict(type='SemanticSegGroundingDataset',
                             seg_dataset=_seg_cfg(world),
                             ignore_classes=('sky', )))
+
+
+def test_semseg_source_through_glamm_markup(world):
+    """One bare [SEG] per asked class (GLaMM's "It is [SEG]."), and the
+    loaded target masks are the class masks of the label map, in order."""
+    register_all_modules()
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+    from pathlib import Path
+    cfg = Config.fromfile(str(
+        Path(__file__).resolve().parents[2] / 'configs/glamm/'
+        'glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic-semseg.py'))
+    src = cfg.train_dataloader.dataset.datasets[2]
+    assert src.type == 'SemanticSegGroundingDataset'
+    src.seg_dataset.data_root = str(world)
+    pipeline = [t for t in src.pipeline
+                if t['type'] in ('LoadImageFromFile',
+                                 'LoadGroundingAnnotations',
+                                 'FormatGroundedConversation')]
+    ds = DATASETS.build(dict(src, pipeline=pipeline))
+    out = ds[0]
+    rec = ds.get_data_info(0)
+    label = np.array(Image.open(rec['gt_seg_map_path']))
+    assert out['text'].count('[SEG]') == len(rec['phrases']) >= 1
+    masks = out['gt_masks'].to_ndarray().astype(bool)
+    want = [label == SEMSEG_CLASSES.index(p['text'])
+            for p in rec['phrases']]
+    assert len(masks) == len(want)
+    for got, exp in zip(masks, want):
+        assert np.array_equal(got, exp)

@@ -11,6 +11,7 @@ files, mmdet ``CocoMetric``): the pseudo-labels themselves (against the
 train GT) and the detector trained on them (against the val GT) both beat
 it; the ODVG file loads with mmdet's ``ODVGDataset``.
 """
+import importlib.util
 import json
 import os
 import sys
@@ -40,9 +41,14 @@ def test_pseudo_labels_end_to_end(tmp_path):
         whole_image_detector
     from projects.detect_then_describe.tools.split_instances import \
         split_instances
-    from tests.projects.test_detect_then_describe_e2e import (_metrics,
-                                                              _run,
-                                                              _val_metric)
+    # the detect_then_describe e2e helpers (subprocess run, metrics files)
+    spec = importlib.util.spec_from_file_location(
+        'dtd_e2e', Path(__file__).with_name(
+            'test_detect_then_describe_e2e.py'))
+    dtd_e2e = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dtd_e2e)
+    _run, _metrics, _val_metric = (dtd_e2e._run, dtd_e2e._metrics,
+                                   dtd_e2e._val_metric)
     data = tmp_path / 'data' / 'synthetic'
     generate_world(str(data), num_images=NUM_IMAGES, seed=0)
     split_instances(str(data))

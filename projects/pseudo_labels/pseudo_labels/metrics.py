@@ -160,7 +160,8 @@ class PseudoLabelCocoMetric(CocoMetric):
             mkdir_or_exist(osp.dirname(osp.abspath(self.outfile_prefix)))
         out = super().compute_metrics(results)
         print_log(f'{type(self).__name__}: {self.counts}', logger='current')
-        out.update({f'num_{k}': v for k, v in self.counts.items()})
+        # floats: mmengine's test json writes ints as null
+        out.update({f'num_{k}': float(v) for k, v in self.counts.items()})
         return out
 
 
@@ -231,4 +232,5 @@ class GCGDumpODVGResults(DumpODVGResults):
                 f.write(json.dumps(record) + '\n')
         print_log(f'{len(results)} ODVG records ({regions} regions) saved '
                   f'to {self.outfile_path}', logger='current')
-        return dict(num_records=len(results), num_regions=regions)
+        return dict(num_records=float(len(results)),
+                    num_regions=float(regions))

@@ -20,5 +20,8 @@ semseg_train = dict(
 train_dataloader = dict(
     dataset=dict(
         type='ConcatDataset',
+        # the mmseg metainfo keys only the semantic source has (mmdet's
+        # ConcatDataset indexes the first dataset's metainfo by them)
+        ignore_keys=['classes', 'palette', 'label_map', 'reduce_zero_label'],
         datasets=[{{_base_.refseg_train}}, {{_base_.gcg_train}},
                   semseg_train]))

@@ -155,3 +155,23 @@ def test_semseg_source_through_glamm_markup(world):
     assert len(masks) == len(want)
     for got, exp in zip(masks, want):
         assert np.array_equal(got, exp)
+
+
+def test_training_mix_builds_with_mmdet_concat(world, tmp_path, monkeypatch):
+    """The semantic source joins the GLaMM mix (mmdet ConcatDataset)."""
+    register_all_modules()
+    from mmengine.config import Config
+    from pathlib import Path
+    cfg = Config.fromfile(str(
+        Path(__file__).resolve().parents[2] / 'configs/glamm/'
+        'glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic-semseg.py'))
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'synthetic').symlink_to(world)
+    monkeypatch.chdir(tmp_path)
+    mix = cfg.train_dataloader.dataset
+    for d in mix.datasets:
+        d.pipeline = []
+    ds = DATASETS.build(mix)
+    sizes = [len(d) for d in ds.datasets]
+    assert type(ds.datasets[2]).__name__ == 'SemanticSegGroundingDataset'
+    assert len(ds) == sum(sizes) and sizes[2] > 0

@@ -14,11 +14,14 @@ from .gvc import GVCDataset
 from .llava_instruct import LLaVAInstructDataset
 from .refcoco import RefCOCOGroundingDataset
 from .region_caption import RegionCaptionDataset
+from .semantic_seg import (SemanticSegGroundingDataset,
+                           SyntheticSemSegDataset, load_label_map)
 from .samplers import MultiSourceSampler, RandomSourceSampler
 
 __all__ = [
     'BaseGroundingDataset', 'RefCOCOGroundingDataset',
     'Flickr30kEntitiesDataset', 'GVCDataset', 'GCGDataset',
     'RegionCaptionDataset', 'LLaVAInstructDataset', 'GranDPretrainDataset',
-    'RandomSourceSampler', 'MultiSourceSampler'
+    'RandomSourceSampler', 'MultiSourceSampler', 'SyntheticSemSegDataset',
+    'SemanticSegGroundingDataset', 'load_label_map'
 ]

@@ -376,6 +376,29 @@ def grand():
     dump(content, 'grand', 'annotations', '000000000001.json')
 
 
+def semseg():
+    """mmseg split of the two images: label PNGs painted from the COCO
+    instances (0 background, category ids), one stem list for both
+    splits (SyntheticSemSegDataset / SemanticSegGroundingDataset)."""
+    from PIL import Image
+
+    from mmgrounding.datasets.synthetic import semantic_label_map
+    with open(osp.join(ROOT, 'coco', 'instances.json')) as f:
+        coco = json.load(f)
+    os.makedirs(osp.join(ROOT, 'semseg', 'labels'), exist_ok=True)
+    stems = []
+    for img in coco['images']:
+        anns = [a for a in coco['annotations'] if a['image_id'] == img['id']]
+        label = semantic_label_map(anns, img['height'], img['width'])
+        stem = osp.splitext(img['file_name'])[0]
+        Image.fromarray(label).save(
+            osp.join(ROOT, 'semseg', 'labels', f'{stem}.png'))
+        stems.append(stem)
+    for split in ('train', 'val'):
+        with open(osp.join(ROOT, 'semseg', f'{split}.txt'), 'w') as f:
+            f.write(''.join(f'{s}\n' for s in stems))
+
+
 if __name__ == '__main__':
     images()
     coco_instances()
@@ -386,3 +409,4 @@ if __name__ == '__main__':
     region_caption()
     llava()
     grand()
+    semseg()

@@ -66,6 +66,19 @@ FIXTURES = {
         ann_file='flickr30k/final_flickr_separateGT_train.json'),
     ('LLaVAInstructDataset', None, True): dict(
         ann_file='llava_instruct/llava_instruct_150k.json'),
+    # the mmseg dataset inside is replaced whole
+    ('SemanticSegGroundingDataset', None, True): dict(
+        seg_dataset=dict(type='SyntheticSemSegDataset',
+                         data_root=str(DATA) + '/',
+                         ann_file='semseg/train.txt',
+                         data_prefix=dict(img_path='images/',
+                                          seg_map_path='semseg/labels/'))),
+    ('SemanticSegGroundingDataset', None, False): dict(
+        seg_dataset=dict(type='SyntheticSemSegDataset',
+                         data_root=str(DATA) + '/',
+                         ann_file='semseg/val.txt',
+                         data_prefix=dict(img_path='images/',
+                                          seg_map_path='semseg/labels/'))),
 }
 FORMAT_TYPES = {'GCGDataset', 'RegionCaptionDataset'}
 INFINITE_SAMPLERS = {'InfiniteSampler', 'MultiSourceSampler',

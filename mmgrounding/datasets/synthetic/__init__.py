@@ -7,10 +7,13 @@ imports ``tokenizers``/``transformers`` only when called.
 """
 from .generate import generate_world, load_world_info, split_bounds
 from .scene import CATEGORY_IDS, COLORS, SHAPES, SIZES
+from .semseg import (SEMSEG_CLASSES, SEMSEG_PALETTE, semantic_label_map,
+                     write_semseg_split)
 from .tokenizer import SPECIAL_TOKENS, build_tokenizer, train_tokenizer
 
 __all__ = [
     'generate_world', 'load_world_info', 'split_bounds', 'build_tokenizer',
     'train_tokenizer', 'SPECIAL_TOKENS', 'COLORS', 'SHAPES', 'SIZES',
-    'CATEGORY_IDS'
+    'CATEGORY_IDS', 'SEMSEG_CLASSES', 'SEMSEG_PALETTE', 'semantic_label_map',
+    'write_semseg_split'
 ]

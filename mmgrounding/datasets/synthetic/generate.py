@@ -452,6 +452,10 @@ def generate_world(out: str, num_images: int = 2200, seed: int = 0,
         if len(previews) < preview:
             previews.append(summary)
     counts = writers.close()
+    # mmseg-style semantic label maps, from the instances just written
+    from .semseg import write_semseg_split
+    counts.update(write_semseg_split(
+        out, splits={k: list(v) for k, v in gen.bounds.items()}))
     t_data = time.time() - t0
     if with_tokenizer:
         from .tokenizer import build_tokenizer

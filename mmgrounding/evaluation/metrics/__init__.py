@@ -5,8 +5,10 @@ from .grounding_bench_metric import GroundingBenchMetric
 from .rec_metric import RECAccMetric
 from .refseg_metric import RefSegGIoUMetric
 from .region_caption_metric import RegionCaptionMetric
+from .semseg_metric import OpenVocabSemSegMetric
 
 __all__ = [
     'GCGMetric', 'RefSegGIoUMetric', 'RECAccMetric',
-    'GroundingFlickr30kMetric', 'RegionCaptionMetric', 'GroundingBenchMetric'
+    'GroundingFlickr30kMetric', 'RegionCaptionMetric', 'GroundingBenchMetric',
+    'OpenVocabSemSegMetric'
 ]

@@ -339,3 +339,20 @@ def test_padded_columns_never_influence_selection_or_outputs():
     for a, b in zip(ref, got):
         torch.testing.assert_close(a.bboxes, b.bboxes)
         assert torch.equal(a.masks, b.masks)
+
+
+def test_host_counts_and_sizes_give_the_same_losses():
+    """The base passes host copies (``prompt_counts``, ``sizes_host``) so
+    the head reads nothing back from the device; the losses must not
+    change. The hand-written counts of SPECS are 3 and 1 tokens."""
+    head = build_head()
+    prompts, inputs, samples = make_batch(SPECS)
+    torch.manual_seed(0)
+    plain = head.loss(prompts, inputs, samples)
+    host = dict(inputs, prompt_counts=[3, 1],
+                sizes_host=[list(resized(hw)) for hw, _, _ in SPECS])
+    torch.manual_seed(0)
+    given = head.loss(prompts, host, samples)
+    assert set(plain) == set(given)
+    for key in plain:
+        torch.testing.assert_close(given[key], plain[key], msg=key)

@@ -440,18 +440,30 @@ class OpenSeeDGroundingHead(BaseModule):
 
     def _targets(self, data_samples: Sequence[DetDataSample],
                  prompt_mask: Tensor, sizes: Tensor,
-                 canvas: int) -> List[InstanceData]:
+                 canvas: int,
+                 prompt_counts: Optional[Sequence[int]] = None,
+                 sizes_host: Optional[Sequence[Sequence[int]]] = None
+                 ) -> List[InstanceData]:
         """Objects of each sample in the head's normalised canvas frame.
 
         masks: resized to the image inside the pad, padded to the G x G
         canvas; boxes: normalised cxcywh of the canvas; token_targets:
-        [K, N] multi-hot over the padded token columns.
+        [K, N] multi-hot over the padded token columns. ``prompt_counts``
+        (real tokens per row, which come first) and ``sizes_host``: host
+        copies from the caller, so no per-sample device read is needed.
         """
         device = prompt_mask.device
         num_cols = prompt_mask.shape[1]
+        if prompt_counts is not None:  # the caller's rows: real tokens first
+            columns = [list(range(int(c))) for c in prompt_counts]
+        else:
+            columns = [torch.nonzero(row).flatten().tolist()
+                       for row in prompt_mask]
+        if sizes_host is None:
+            sizes_host = sizes.tolist()
         targets = []
         for i, sample in enumerate(data_samples):
-            cols = torch.nonzero(prompt_mask[i]).flatten().tolist()
+            cols = columns[i]
             ids = sample.get('grounding_instance_ids', None)
             if ids is None:
                 ids = sample.metainfo.get('grounding_instance_ids')
@@ -468,8 +480,9 @@ class OpenSeeDGroundingHead(BaseModule):
                     'grounding tokens', **where)
             objects = sample.get('gt_objects', None)
             num_objects = 0 if objects is None else len(objects)
+            # built on the host, moved once
             token_targets = torch.zeros((num_objects, num_cols),
-                                        dtype=torch.bool, device=device)
+                                        dtype=torch.bool)
             for col, refs in zip(cols, ids):
                 for k in refs:
                     if not 0 <= int(k) < num_objects:
@@ -477,7 +490,8 @@ class OpenSeeDGroundingHead(BaseModule):
                             f'instance id {k} out of range for '
                             f'{num_objects} gt_objects', **where)
                     token_targets[int(k), col] = True
-            used = torch.nonzero(token_targets.any(1)).flatten()
+            used = torch.nonzero(token_targets.any(1)).flatten().to(device)
+            token_targets = token_targets.to(device)
             if len(used) == 0:
                 targets.append(
                     InstanceData(
@@ -487,7 +501,7 @@ class OpenSeeDGroundingHead(BaseModule):
                         labels=torch.zeros((0, ), dtype=torch.long,
                                            device=device)))
                 continue
-            h, w = (int(v) for v in sizes[i].tolist())
+            h, w = (int(v) for v in sizes_host[i])
             ori_h, ori_w = sample.metainfo['ori_shape'][:2]
             masks = objects.masks
             masks = masks.to_tensor(torch.float32, device) if hasattr(
@@ -518,11 +532,14 @@ class OpenSeeDGroundingHead(BaseModule):
         return targets
 
     def _zero_tie(self, ref: Tensor) -> Tensor:
+        """0 x one element of every trainable tensor (DDP sees each one
+        used); O(number of tensors), not of their elements."""
+        terms = [
+            p.view(-1)[0].float() * 0. for p in self.parameters()
+            if p.requires_grad and p.numel()
+        ]
         zero = ref.new_zeros(())
-        for param in self.parameters():
-            if param.requires_grad:
-                zero = zero + param.sum() * 0.
-        return zero
+        return zero + torch.stack(terms).sum() if terms else zero
 
     # ------------------------------------------------------------------
     # contract
@@ -544,9 +561,11 @@ class OpenSeeDGroundingHead(BaseModule):
             feats = self._feats(grounding_inputs)
             prompts = self._norm_prompts(prompt_embeds.float(), prompt_mask)
             out = self.forward_queries(feats, prompts, prompt_mask)
-            targets = self._targets(data_samples, prompt_mask,
-                                    grounding_inputs['sizes'],
-                                    pixels.shape[-1])
+            targets = self._targets(
+                data_samples, prompt_mask, grounding_inputs['sizes'],
+                pixels.shape[-1],
+                prompt_counts=grounding_inputs.get('prompt_counts'),
+                sizes_host=grounding_inputs.get('sizes_host'))
             losses = self.criterion(out['sets'], prompt_mask, targets)
             losses['loss_cls'] = losses['loss_cls'] + self._zero_tie(
                 losses['loss_cls'])

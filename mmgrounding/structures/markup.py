@@ -14,6 +14,8 @@ of the grounding token.
 import re
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+from .errors import GroundingDataError
+
 GLAMM_PHRASE_FORMAT = '<p> {phrase} </p> [SEG]'
 GLAMM_TOKEN_FORMAT = '[SEG]'
 LLAVA_G_PHRASE_FORMAT = '<g_s> {phrase} <g_e> <seg>'
@@ -275,3 +277,54 @@ def clean_official_caption(text: str, style: str = 'glamm') -> str:
     """
     text = str(text).split('ASSISTANT: ')[-1]
     return strip_markup(text, style).strip("'").strip()
+
+
+#: LLaVA-G's visual-prompt placeholder: official training replaces ``<obj>``
+#: by this text (``str.replace``), whose ``▁%`` token (id 1273) carries the
+#: obj feature; our models keep a real ``<obj>`` token.
+OFFICIAL_OBJ_TEXT = '% '
+OBJ_TOKEN = '<obj>'
+#: A ``%`` the official tokenizer reads as the placeholder token ``▁%``: at
+#: the start or after whitespace. The space the replacement appended goes
+#: with it when more whitespace (or the end) follows.
+_OFFICIAL_OBJ = re.compile(r'(?<!\S)%(?: (?=\s|$))?')
+
+
+def official_obj_prompt_to_ours(text: str,
+                                num_prompts: Optional[int] = None,
+                                **error_context) -> str:
+    """Official LLaVA-G prompt text (``"% "`` placeholders) -> ``<obj>``.
+
+    The inverse, on prompt strings, of the release's ``<obj>`` -> ``"% "``
+    replacement: ``"what is %  doing?"`` -> ``"what is <obj> doing?"``.
+    Demo-typed placeholders count too: ``"what is %?"`` -> ``"what is
+    <obj>?"``, ``"% and %"`` -> ``"<obj> and <obj>"`` (a single space after
+    ``%`` is kept as the word separator, so ``"<obj>and"``, replaced to
+    ``"% and"``, comes back as ``"<obj> and"``). Only a ``%`` at the start
+    or after whitespace is a placeholder (the ``▁%`` token, id 1273 --
+    presumably, the reference could not verify the piece); one glued to a
+    word (``"50%"``, another token) stays literal.
+
+    Ambiguity: a literal free-standing percent sign (``"100 % sure"``) is
+    indistinguishable from a placeholder (officially it gets the obj
+    feature too), so it becomes ``<obj>``; pass ``num_prompts`` (the number
+    of visual prompts given with the text) to catch that.
+
+    Raises:
+        GroundingDataError: ``num_prompts`` differs from the number of
+            placeholders found (``error_context``: ``file``, ``record``,
+            ``field``, ``source`` of the message).
+    """
+    out, count = _OFFICIAL_OBJ.subn(OBJ_TOKEN, text)
+    if num_prompts is not None and count != num_prompts:
+        raise GroundingDataError(
+            f'{count} official "% " placeholders for {num_prompts} visual '
+            'prompts (a literal free-standing "%" reads as a placeholder)',
+            value=text,
+            **error_context)
+    return out
+
+
+def ours_obj_prompt_to_official(text: str) -> str:
+    """``<obj>`` -> ``"% "``, exactly the release's training replacement."""
+    return text.replace(OBJ_TOKEN, OFFICIAL_OBJ_TEXT)

@@ -60,8 +60,10 @@ def write_fake_release(root: str):
         for k, s in official_key_shapes().items()
     }
     keys = sorted(tensors)
-    shards = {'pytorch_model-00001-of-00002.bin': keys[::2],
-              'pytorch_model-00002-of-00002.bin': keys[1::2]}
+    shards = {
+        'pytorch_model-00001-of-00002.bin': keys[::2],
+        'pytorch_model-00002-of-00002.bin': keys[1::2]
+    }
     weight_map = {}
     for name, names in shards.items():
         torch.save({k: tensors[k] for k in names}, osp.join(root, name))
@@ -70,21 +72,33 @@ def write_fake_release(root: str):
         json.dump(dict(metadata={}, weight_map=weight_map), f)
     config = dict(
         architectures=['LlavaLlamaForCausalLM_joint_2st_it_only_ref_instr'],
-        model_type='llava', hidden_size=HIDDEN, intermediate_size=FFN,
-        num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        num_key_value_heads=HEADS, hidden_act='silu',
-        max_position_embeddings=64, rms_norm_eps=1e-6, vocab_size=ROWS,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0,
-        tie_word_embeddings=False, torch_dtype='float32',
-        mm_hidden_size=CLIP, mm_use_im_patch_token=False,
-        mm_use_im_start_end=False, mm_vision_select_layer=-2,
+        model_type='llava',
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        hidden_act='silu',
+        max_position_embeddings=64,
+        rms_norm_eps=1e-6,
+        vocab_size=ROWS,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+        torch_dtype='float32',
+        mm_hidden_size=CLIP,
+        mm_use_im_patch_token=False,
+        mm_use_im_start_end=False,
+        mm_vision_select_layer=-2,
         mm_vision_tower='openai/clip-vit-large-patch14')
     with open(osp.join(root, 'config.json'), 'w') as f:
         json.dump(config, f)
     # 4 base specials, then v0..v1268 (ids 4..1272), '%' = 1273, filler
-    tok = build_tiny_tokenizer(
-        root, words=[f'v{i}' for i in range(1269)] + ['%'],
-        include_model_tokens=False, vocab_size=BASE)
+    tok = build_tiny_tokenizer(root,
+                               words=[f'v{i}' for i in range(1269)] + ['%'],
+                               include_model_tokens=False,
+                               vocab_size=BASE)
     assert tok.convert_tokens_to_ids('%') == 1273
     tok.add_tokens(['<g_s>', '<g_e>', '<seg>'], special_tokens=True)
     tok.save_pretrained(root)
@@ -94,12 +108,19 @@ def write_fake_release(root: str):
 def fake_llama(tensors, config):
     """The release's LM as a plain HF Llama (strict load of the fake)."""
     from transformers import LlamaConfig, LlamaForCausalLM
-    cfg = LlamaConfig(**{k: v for k, v in config.items()
-                         if k not in ('architectures', 'model_type')})
+    cfg = LlamaConfig(
+        **{
+            k: v
+            for k, v in config.items()
+            if k not in ('architectures', 'model_type')
+        })
     model = LlamaForCausalLM(cfg).eval()
-    lm = {k: v for k, v in tensors.items()
-          if k.startswith(('model.embed_tokens', 'model.layers', 'model.norm',
-                           'lm_head')) and 'inv_freq' not in k}
+    lm = {
+        k: v
+        for k, v in tensors.items()
+        if k.startswith(('model.embed_tokens', 'model.layers', 'model.norm',
+                         'lm_head')) and 'inv_freq' not in k
+    }
     model.load_state_dict(lm, strict=True)
     return model
 
@@ -110,8 +131,11 @@ def converted(tmp_path_factory):
     tensors, config = write_fake_release(src)
     dst = str(tmp_path_factory.mktemp('out'))
     tool = load_script('tools/model_converters/llava_g_to_mmgrounding.py')
-    rc = tool.main([src, osp.join(dst, 'ckpt.pth'), '--llm-only',
-                    '--llm-dst', osp.join(dst, 'llm')])
+    rc = tool.main([
+        src,
+        osp.join(dst, 'ckpt.pth'), '--llm-only', '--llm-dst',
+        osp.join(dst, 'llm')
+    ])
     assert rc == 0
     return tensors, config, dst
 
@@ -140,15 +164,19 @@ def test_projector_keys_in_the_mmengine_checkpoint(converted):
     tensors, _, dst = converted
     ckpt = torch.load(osp.join(dst, 'ckpt.pth'), weights_only=False)
     sd = ckpt['state_dict']
-    assert sorted(sd) == ['projector.layers.0.bias',
-                          'projector.layers.0.weight']
+    assert sorted(sd) == [
+        'projector.layers.0.bias', 'projector.layers.0.weight'
+    ]
     assert torch.equal(sd['projector.layers.0.weight'],
                        tensors['model.mm_projector.weight'])
     assert torch.equal(sd['projector.layers.0.bias'],
                        tensors['model.mm_projector.bias'])
     from mmgrounding.models.projectors import MLPProjector
     proj = MLPProjector(CLIP, HIDDEN, num_layers=1)
-    proj.load_state_dict({k[len('projector.'):]: v for k, v in sd.items()},
+    proj.load_state_dict({
+        k[len('projector.'):]: v
+        for k, v in sd.items()
+    },
                          strict=True)
 
 
@@ -156,12 +184,17 @@ def test_hfcausallm_loads_locally_with_identical_logits(converted):
     from mmgrounding.models.language_models import HFCausalLM
     tensors, config, dst = converted
     llm_dir = osp.join(dst, 'llm')
-    lm = HFCausalLM(
-        pretrained_model_name_or_path=llm_dir,
-        tokenizer=dict(pretrained_model_name_or_path=llm_dir),
-        special_tokens=OURS, lora=None).eval()
-    assert lm.token_ids == {'<g_s>': 1280, '<g_e>': 1281, '<seg>': 1282,
-                            '<obj>': 1283, '<image>': 1284}
+    lm = HFCausalLM(pretrained_model_name_or_path=llm_dir,
+                    tokenizer=dict(pretrained_model_name_or_path=llm_dir),
+                    special_tokens=OURS,
+                    lora=None).eval()
+    assert lm.token_ids == {
+        '<g_s>': 1280,
+        '<g_e>': 1281,
+        '<seg>': 1282,
+        '<obj>': 1283,
+        '<image>': 1284
+    }
     assert lm.vocab_size == BASE + 5
     assert lm.tokenizer.convert_tokens_to_ids('%') == 1273
     ids = torch.tensor([[1, 7, 1273, 400, 1281, 1282, 9, 2]])
@@ -182,7 +215,8 @@ def test_bad_release_is_refused(tmp_path):
     with pytest.raises(ValueError, match='1283 rows'):
         extend_vocab_rows(torch.zeros(1283, 4), base_vocab=1281)
     with pytest.raises(ValueError, match='obj_source_id'):
-        extend_vocab_rows(torch.zeros(1283, 4), base_vocab=1280,
+        extend_vocab_rows(torch.zeros(1283, 4),
+                          base_vocab=1280,
                           obj_source_id=1280)
     with pytest.raises(KeyError, match='mm_projector.bias'):
         convert_llava_g_projector(
@@ -220,6 +254,31 @@ def test_official_placeholder_text_to_obj_token():
         '50% of <obj> is red'
     # a free-standing literal % is ambiguous: caught by the prompt count
     with pytest.raises(GroundingDataError, match='gvc.json.*7.*question'):
-        official_obj_prompt_to_ours('is % x 100 % sure?', 1,
-                                    file='/a/gvc.json', record=7,
+        official_obj_prompt_to_ours('is % x 100 % sure?',
+                                    1,
+                                    file='/a/gvc.json',
+                                    record=7,
                                     field='question')
+
+
+def test_converted_parts_build_a_llava_g(converted):
+    """The LLM dir and the projector keys fit our ``LLaVAGrounding``."""
+    from mmengine.runner import load_checkpoint
+
+    from mmgrounding.registry import MODELS
+    from mmgrounding.testing.llava_g import tiny_llava_g_cfg
+    tensors, _, dst = converted
+    llm_dir = osp.join(dst, 'llm')
+    cfg = tiny_llava_g_cfg(llm_dir, clip_hidden=CLIP, llm_hidden=HIDDEN)
+    cfg['language_model'] = dict(
+        type='HFCausalLM',
+        pretrained_model_name_or_path=llm_dir,
+        tokenizer=dict(pretrained_model_name_or_path=llm_dir),
+        special_tokens=OURS,
+        lora=None)
+    model = MODELS.build(cfg)
+    load_checkpoint(model, osp.join(dst, 'ckpt.pth'), strict=False)
+    assert torch.equal(model.projector.layers[0].weight,
+                       tensors['model.mm_projector.weight'])
+    emb = model.language_model.model.get_input_embeddings().weight
+    assert torch.equal(emb[1283], tensors['model.embed_tokens.weight'][1273])

@@ -74,10 +74,10 @@ LLAMA_CONFIG_KEYS = ('hidden_size', 'intermediate_size', 'num_hidden_layers',
 
 
 @torch.no_grad()
-def extend_vocab_rows(weight: torch.Tensor,
-                      base_vocab: int,
-                      obj_source_id: int = OFFICIAL_OBJ_TOKEN_ID
-                      ) -> torch.Tensor:
+def extend_vocab_rows(
+        weight: torch.Tensor,
+        base_vocab: int,
+        obj_source_id: int = OFFICIAL_OBJ_TOKEN_ID) -> torch.Tensor:
     """Released vocabulary rows [V, C] -> ours [V + 2, C].
 
     Args:
@@ -152,12 +152,15 @@ def llava_g_lm_state_dict(
     return out
 
 
-def llama_config_from_release(config: Mapping, vocab_size: int,
+def llama_config_from_release(config: Mapping,
+                              vocab_size: int,
                               dtype: Optional[torch.dtype] = None):
     """``transformers.LlamaConfig`` of the release's LM (vocab ours)."""
     from transformers import LlamaConfig
-    kwargs = {k: copy.deepcopy(config[k]) for k in LLAMA_CONFIG_KEYS
-              if k in config}
+    kwargs = {
+        k: copy.deepcopy(config[k])
+        for k in LLAMA_CONFIG_KEYS if k in config
+    }
     kwargs['vocab_size'] = vocab_size
     kwargs.setdefault('tie_word_embeddings', False)
     cfg = LlamaConfig(**kwargs)
@@ -182,13 +185,16 @@ def extend_tokenizer(tokenizer, official_rows: int) -> Dict[str, int]:
     tokenizer.add_tokens(
         [t for t in OUR_ADDED_TOKENS if t not in tokenizer.get_vocab()],
         special_tokens=True)
-    ids = {t: tokenizer.convert_tokens_to_ids(t)
-           for t in OFFICIAL_ADDED_TOKENS + OUR_ADDED_TOKENS}
+    ids = {
+        t: tokenizer.convert_tokens_to_ids(t)
+        for t in OFFICIAL_ADDED_TOKENS + OUR_ADDED_TOKENS
+    }
     first = official_rows - len(OFFICIAL_ADDED_TOKENS)
-    want = {t: first + i
-            for i, t in enumerate(OFFICIAL_ADDED_TOKENS + OUR_ADDED_TOKENS)}
-    if ids != want or len(tokenizer) != official_rows + len(
-            OUR_ADDED_TOKENS):
+    want = {
+        t: first + i
+        for i, t in enumerate(OFFICIAL_ADDED_TOKENS + OUR_ADDED_TOKENS)
+    }
+    if ids != want or len(tokenizer) != official_rows + len(OUR_ADDED_TOKENS):
         raise ValueError(f'tokenizer ids {ids} (size {len(tokenizer)}) do '
                          f'not match the release vocabulary ({official_rows} '
                          f'rows): expected {want}')
@@ -232,16 +238,19 @@ def write_llava_g_llm(official: Mapping[str, torch.Tensor],
         raise KeyError('lm_head.weight is not in the release and '
                        'tie_word_embeddings is false')
     os.makedirs(dst, exist_ok=True)
-    split = split_torch_state_dict_into_shards(
-        state, max_shard_size=max_shard_size)
+    split = split_torch_state_dict_into_shards(state,
+                                               max_shard_size=max_shard_size)
     for filename, keys in split.filename_to_tensors.items():
         save_file({k: state[k]
-                   for k in keys}, osp.join(dst, filename),
+                   for k in keys},
+                  osp.join(dst, filename),
                   metadata={'format': 'pt'})
     if split.is_sharded:
         with open(osp.join(dst, 'model.safetensors.index.json'), 'w') as f:
             json.dump(dict(metadata=split.metadata,
-                           weight_map=split.tensor_to_filename), f, indent=2)
+                           weight_map=split.tensor_to_filename),
+                      f,
+                      indent=2)
     cfg.save_pretrained(dst)
     tokenizer.save_pretrained(dst)
     return token_ids

@@ -97,7 +97,7 @@ def convert_llm(args: argparse.Namespace, official) -> dict:
     import json
 
     from mmgrounding.models.utils.llava_g_llm_checkpoint import (
-        convert_llava_g_projector, write_llava_g_llm)
+        OFFICIAL_OBJ_TOKEN_ID, convert_llava_g_projector, write_llava_g_llm)
     from mmgrounding.utils.hf_loading import from_pretrained_local
     from transformers import AutoTokenizer
     config_path = osp.join(args.src, 'config.json')
@@ -115,6 +115,10 @@ def convert_llm(args: argparse.Namespace, official) -> dict:
                          f'mm_hidden_size] = {list(want)} of {config_path}')
     tokenizer = from_pretrained_local(AutoTokenizer, args.tokenizer
                                       or args.src, '--tokenizer')
+    piece = tokenizer.convert_ids_to_tokens(OFFICIAL_OBJ_TOKEN_ID)
+    print(f'token {OFFICIAL_OBJ_TOKEN_ID} (the official placeholder, '
+          f'expected "\u2581%") is {piece!r}' +
+          ('' if '%' in str(piece) else ': WARNING, not a percent sign'))
     dtype = getattr(torch, args.llm_dtype) if args.llm_dtype else None
     token_ids = write_llava_g_llm(official, release_config, tokenizer,
                                   args.llm_dst, dtype=dtype)

@@ -219,9 +219,12 @@ def write_llava_g_llm(official: Mapping[str, torch.Tensor],
             ``dst``.
         obj_source_id: row the ``<obj>`` row copies (official 1273).
         dtype: cast floating tensors (None keeps the release's).
+        max_shard_size: safetensors shard size (HF's split; 7B fp16 -> 3
+            shards, an index is written when there is more than one).
 
     Returns:
-        token -> id of the five added tokens.
+        token -> id of the five added tokens; raises ``ValueError`` (before
+        anything is written) when the tokenizer does not line up.
     """
     from huggingface_hub import split_torch_state_dict_into_shards
     from safetensors.torch import save_file

@@ -7,6 +7,7 @@ the base vocabulary, placeholder id 1273) -- not from the converter. Sizes:
 hidden 32, 2 layers, 4 heads, base vocabulary 1280 (so id 1273 exists) + 3.
 """
 import json
+import os
 import os.path as osp
 
 import pytest
@@ -282,3 +283,31 @@ def test_converted_parts_build_a_llava_g(converted):
                        tensors['model.mm_projector.weight'])
     emb = model.language_model.model.get_input_embeddings().weight
     assert torch.equal(emb[1283], tensors['model.embed_tokens.weight'][1273])
+
+
+def test_sharded_output_loads(tmp_path):
+    """A 7B LM is written in shards + index; HF reads them back."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mmgrounding.models.utils.llava_g_llm_checkpoint import \
+        write_llava_g_llm
+    src = str(tmp_path / 'release')
+    os.makedirs(src)
+    tensors, config = write_fake_release(src)
+    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+    dst = str(tmp_path / 'llm')
+    write_llava_g_llm(tensors,
+                      config,
+                      tok,
+                      dst,
+                      max_shard_size='100KB',
+                      dtype=torch.float16)
+    with open(osp.join(dst, 'model.safetensors.index.json')) as f:
+        assert len(set(json.load(f)['weight_map'].values())) > 1
+    model = AutoModelForCausalLM.from_pretrained(dst, local_files_only=True)
+    emb = model.get_input_embeddings().weight
+    assert emb.dtype == torch.float16
+    assert torch.equal(emb[1283],
+                       tensors['model.embed_tokens.weight'][1273].half())
+    assert torch.equal(model.lm_head.weight[:ROWS],
+                       tensors['lm_head.weight'].half())

@@ -115,6 +115,7 @@ def plain_config_text(monkeypatch):
         property(lambda self: repr(self.to_dict())))
 
 
+@pytest.mark.slow  # 8 Runner runs (~45 s): keeps `make test-fast` < 5 min
 @pytest.mark.parametrize('stem', sorted(EXPECTED))
 def test_swap_trains_two_iterations_and_predicts(stem, world_dir, tmp_path,
                                                  monkeypatch,

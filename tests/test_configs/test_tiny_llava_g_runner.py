@@ -47,6 +47,7 @@ def _quick_cfg(path, work_dir, extra=()):
     return cfg
 
 
+@pytest.mark.slow  # train + 3 test views (~1 min): keeps test-fast < 5 min
 def test_two_iterations_then_rec_res_and_gvc_tests(world_dir, tmp_path,
                                                    monkeypatch):
     torch.set_num_threads(1)

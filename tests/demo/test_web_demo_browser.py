@@ -14,7 +14,6 @@ Screenshot: work_dirs/web_demo_screenshot.png (copied to docs/web_demo.png
 when MMGROUNDING_UPDATE_DOCS=1).
 """
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -208,20 +207,18 @@ def test_web_demo_in_chromium(server, browser_page, demo_world,
                history=[(question, exp['caption'])])[0]
     _output_png(page, src)
     _wait_text(page, '#answer', 'red circle')
-    # the tiny recipe answers "Sure, it is <p> red circle </p> [SEG].": the
-    # expression shows in its mask's colour (a bare "[SEG]" answer shows as
-    # a chip: tests/demo/test_web_demo.py); the answer is the caption
-    span = page.eval_on_selector(
-        '#answer .grounded',
-        'e => [e.innerText, e.dataset.mask, '
-        'getComputedStyle(e).borderBottomColor]')
-    assert span == [exp2['phrases'][0], '0',
+    # the expression's mask shows as a chip in the mask's colour; the rest
+    # of the answer is the inferencer's caption
+    chip = page.eval_on_selector(
+        '#answer .grounded.chip',
+        'e => [e.innerText, getComputedStyle(e).backgroundColor]')
+    assert chip == [exp2['phrases'][0],
                     'rgb({}, {}, {})'.format(*PALETTE[0])]
-    # (the page drops the space the removed "</p> [SEG]" leaves before ".")
-    def words(text):
-        return re.sub(r'\s+([.,])', r'\1', ' '.join(text.split()))
-
-    assert words(page.inner_text('#answer .answer')) == words(exp2['caption'])
+    rest = page.eval_on_selector(
+        '#answer .answer', 'e => { const c = e.cloneNode(true); '
+        'c.querySelectorAll(".chip").forEach(x => x.remove()); '
+        'return c.textContent; }')
+    assert ' '.join(rest.split()) == exp2['caption']
     chat = page.inner_text('#chat')
     assert question in chat and 'segment the red circle' in chat
     print(f'browser test body took {time.time() - start:.1f} s')

@@ -316,3 +316,25 @@ def test_glamm_7b_graph_on_meta_device(tmp_path):
     assert count(model.projector, True) == 0
     sam = model.grounding_head.sam
     assert count(model.grounding_head, True) == count(sam.mask_decoder)
+
+
+def test_refseg_answer_fills_each_target_expression(model):
+    """A ``{phrase}`` in ``refseg_answer`` is filled per expected target;
+    without gt_phrases it is refused."""
+    from mmdet.structures import DetDataSample
+    model.refseg_answer = 'Sure, it is <p> {phrase} </p> [SEG].'
+    sample = DetDataSample(metainfo=dict(
+        task='refseg', gt_phrases=['the red circle', 'a square']))
+    tok = model.tokenizer
+    expected = tok('Sure, it is <p> the red circle </p> [SEG].',
+                   add_special_tokens=False).input_ids + tok(
+                       'Sure, it is <p> a square </p> [SEG].',
+                       add_special_tokens=False).input_ids
+    assert model._refseg_answer(sample) == expected
+    assert expected.count(model.seg_token_id) == 2
+    with pytest.raises(ValueError, match='no gt_phrases'):
+        model._refseg_answer(DetDataSample(metainfo=dict(task='refseg')))
+    model.refseg_answer = 'Sure, it is [SEG].'
+    assert model._refseg_answer(DetDataSample(metainfo=dict(
+        task='refseg', gt_phrases=['x', 'y']))) == tok(
+            'Sure, it is [SEG].', add_special_tokens=False).input_ids * 2

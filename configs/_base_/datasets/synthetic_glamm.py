@@ -6,19 +6,10 @@ data_root = 'data/synthetic/'
 _tokenizer_dir = data_root + 'tokenizer'
 num_image_tokens = 64  # (128 / 16) ** 2 CLIP patches
 
-# Referring-segmentation answers echo the expression before [SEG] in GCG's
-# markup ("Sure, it is <p> the red circle </p> [SEG].") instead of GLaMM's
-# bare "Sure, it is [SEG].": the [SEG] state of a tiny LM then sits next to
-# the phrase it grounds, as in GCG (NOT official; the tiny model's RES
-# teacher-forced answer in glamm_tiny.py matches it).
-refseg_markup = '<p> {phrase} </p> [SEG]'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadGroundingAnnotations'),
-    dict(
-        type='FormatGroundedConversation',
-        style='glamm',
-        markup=dict(refseg=refseg_markup)),
+    dict(type='FormatGroundedConversation', style='glamm'),
     dict(
         type='TokenizeConversation',
         tokenizer=dict(pretrained_model_name_or_path=_tokenizer_dir),

@@ -61,8 +61,4 @@ model = dict(
     image_feature_level=-1,
     train_seg_hidden_source='preceding',
     test_seg_hidden_source='preceding',
-    # teacher-forced RES answer as the tiny recipe trains it (the
-    # expression echoed in GCG markup, synthetic_glamm.py; official:
-    # 'Sure, it is [SEG].')
-    refseg_answer='Sure, it is <p> {phrase} </p> [SEG].',
     generation_cfg=dict(max_new_tokens=48, do_sample=False))

@@ -64,6 +64,9 @@ FIXTURES = {
         instances_file='coco/instances.json'),
     ('Flickr30kEntitiesDataset', None, True): dict(
         ann_file='flickr30k/final_flickr_separateGT_train.json'),
+    # test view (the Flickr30K val file has the train file's shape)
+    ('Flickr30kEntitiesDataset', None, False): dict(
+        ann_file='flickr30k/final_flickr_separateGT_train.json'),
     ('LLaVAInstructDataset', None, True): dict(
         ann_file='llava_instruct/llava_instruct_150k.json'),
     # the mmseg dataset inside is replaced whole

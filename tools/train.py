@@ -21,11 +21,10 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mmgrounding  # noqa: E402,F401  (registers modules, checkpoint globals)
-from mmgrounding.engine.strategy_switch import (  # noqa: E402
-    STRATEGY_NAMES, apply_strategy)
 
 
 def parse_args() -> argparse.Namespace:
+    from mmgrounding.engine.strategy_switch import STRATEGY_NAMES
     parser = argparse.ArgumentParser(description='Train a grounding model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -102,6 +101,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     # last: it reads the final optim wrapper, batch size, resume, load_from
+    from mmgrounding.engine.strategy_switch import apply_strategy
     return apply_strategy(cfg, args.strategy, amp=args.amp)
 
 

@@ -683,19 +683,17 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             results[i] = Answer(text, out.token_states[j], phrases)
         return results
 
-    def given_answers(self, inputs: Dict[str, torch.Tensor],
-                      data_samples: List[DetDataSample],
-                      idx: Sequence[int]) -> Dict[int, Answer]:
-        """Answers already in ``input_ids`` (``teacher_forced_tasks``).
+    def forced_states(self, inputs: Dict[str, torch.Tensor],
+                      data_samples: List[DetDataSample], idx: Sequence[int],
+                      rows: List[torch.Tensor],
+                      readable: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Grounding states of teacher-forced rows, in one forward.
 
-        One forward over prompt + given answer; the answer's grounding
-        tokens (label != -100) are grounded, one per ``gt_phrases`` entry.
+        Args:
+            rows: per sample ``idx[j]`` its full id row (prompt + answer).
+            readable: per row a BoolTensor of its length, True where a
+                grounding token may be read (the answer part).
         """
-        rows = self._rows(inputs, idx)
-        labels = inputs.get('labels')
-        if labels is None:
-            raise ValueError(f'{type(self).__name__}: teacher-forced tasks '
-                             'need labels (test pipeline with_answer=True)')
         ids, mask = self._repack_left(rows)
         embeds = self.embed_inputs(ids, self._select(inputs, idx),
                                    [data_samples[i] for i in idx])
@@ -704,17 +702,34 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
             attention_mask=mask,
             output_last_hidden_state=True,
             logits_to_keep=1)
+        # rows are left-padded: each row fills the last columns
         valid = torch.zeros_like(ids, dtype=torch.bool)
-        answer_ids = []
-        for j, i in enumerate(idx):
+        for j, keep in enumerate(readable):
+            valid[j, ids.shape[1] - len(keep):] = keep
+        return self.grounding_states(out['last_hidden_state'], ids,
+                                     self.test_seg_hidden_source, valid)
+
+    def given_answers(self, inputs: Dict[str, torch.Tensor],
+                      data_samples: List[DetDataSample],
+                      idx: Sequence[int]) -> Dict[int, Answer]:
+        """Answers already in ``input_ids`` (``teacher_forced_tasks``).
+
+        One forward over prompt + given answer; the answer's grounding
+        tokens (label != -100) are grounded, one per ``gt_phrases`` entry.
+        """
+        labels = inputs.get('labels')
+        if labels is None:
+            raise ValueError(f'{type(self).__name__}: teacher-forced tasks '
+                             'need labels (test pipeline with_answer=True)')
+        rows = self._rows(inputs, idx)
+        in_answer = []
+        for i in idx:
             keep = inputs['attention_mask'][i].bool() \
                 if 'attention_mask' in inputs else torch.ones_like(
                     labels[i], dtype=torch.bool)
-            in_answer = labels[i][keep] != -100
-            valid[j, ids.shape[1] - len(in_answer):] = in_answer
-            answer_ids.append(rows[j][in_answer])
-        states = self.grounding_states(out['last_hidden_state'], ids,
-                                       self.test_seg_hidden_source, valid)
+            in_answer.append(labels[i][keep] != -100)
+        states = self.forced_states(inputs, data_samples, idx, rows,
+                                    in_answer)
         results = {}
         for j, i in enumerate(idx):
             phrases = list(data_samples[i].metainfo.get('gt_phrases') or [])
@@ -724,8 +739,8 @@ class BaseGroundedLMM(TrainableStateDictMixin, BaseModel):
                     f'{data_samples[i].metainfo.get("img_id")!r} has '
                     f'{len(states[j])} {self.seg_token} tokens but '
                     f'{len(phrases)} gt_phrases')
-            results[i] = Answer(self.decode(answer_ids[j]), states[j],
-                                phrases)
+            results[i] = Answer(self.decode(rows[j][in_answer[j]]),
+                                states[j], phrases)
         return results
 
     def answer_samples(self, inputs: Dict[str, torch.Tensor],

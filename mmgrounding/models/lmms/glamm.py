@@ -168,20 +168,13 @@ class GLaMM(BaseGroundedLMM):
                 self._refseg_answer(data_samples[i]))
             rows.append(torch.cat([self._rows(inputs, [i])[0], answer]))
             answers.append(answer)
-        ids, mask = self._repack_left(rows)
-        embeds = self.embed_inputs(ids, self._select(inputs, idx),
-                                   [data_samples[i] for i in idx])
-        out = self.language_model(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            output_last_hidden_state=True,
-            logits_to_keep=1)
-        # rows are left-padded: each answer fills the last columns
-        valid = torch.zeros_like(ids, dtype=torch.bool)
-        for j, answer in enumerate(answers):
-            valid[j, ids.shape[1] - answer.numel():] = True
-        states = self.grounding_states(out['last_hidden_state'], ids,
-                                       self.test_seg_hidden_source, valid)
+        # only the appended answer's grounding tokens are read
+        readable = [
+            torch.arange(len(row)) >= len(row) - answer.numel()
+            for row, answer in zip(rows, answers)
+        ]
+        states = self.forced_states(inputs, data_samples, idx, rows,
+                                    readable)
         results = {}
         for j, i in enumerate(idx):
             text = self.tokenizer.decode(

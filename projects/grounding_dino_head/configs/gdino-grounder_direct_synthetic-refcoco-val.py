@@ -15,7 +15,7 @@ custom_imports = dict(
 ann_dir = 'work_dirs/grounding_dino_head/data/'
 image_dir = 'data/synthetic/images/'
 detector_config = '{{ fileDirname }}/grounding-dino_r18-tiny_synthetic-refcoco.py'
-detector_checkpoint = 'work_dirs/grounding_dino_head/gdino/iter_600.pth'
+detector_checkpoint = 'work_dirs/grounding_dino_head/gdino/iter_400.pth'
 
 model = dict(
     type='GroundingDINOPhraseGrounder',

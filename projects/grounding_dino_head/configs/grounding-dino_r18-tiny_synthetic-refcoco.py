@@ -27,7 +27,7 @@ image_size = 128
 # (get_text_sine_pos_embed(num_pos_feats=256)): the width stays 256
 embed_dims = 256
 max_text_len = 64
-max_iters = 600
+max_iters = 400
 base_lr = 1e-3
 
 model = dict(

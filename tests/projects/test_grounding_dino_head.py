@@ -178,8 +178,9 @@ def test_refcoco_to_odvg_and_mdetr_records(tmp_path):
     refs[1]['ann_id'] = 99
     with open(tmp_path / 'annotations' / 'refs(unc).p', 'wb') as f:
         pickle.dump(refs, f)
-    with pytest.raises(GroundingDataError,
-                       match=r"file='refs\(unc\).p', record=1, field='ann_id'"):
+    with pytest.raises(
+            GroundingDataError,
+            match=r"file='refs\(unc\).p', record=1, field='ann_id'"):
         odvg_records(str(tmp_path), 'train')
 
 

@@ -14,7 +14,8 @@ custom_imports = dict(
 
 ann_dir = 'work_dirs/grounding_dino_head/data/'
 image_dir = 'data/synthetic/images/'
-detector_config = '{{ fileDirname }}/grounding-dino_r18-tiny_synthetic-refcoco.py'
+detector_config = '{{ fileDirname }}/' \
+    'grounding-dino_r18-tiny_synthetic-refcoco.py'
 detector_checkpoint = 'work_dirs/grounding_dino_head/gdino/iter_400.pth'
 
 model = dict(
@@ -46,7 +47,8 @@ test_dataloader = dict(
         pipeline=test_pipeline))
 test_evaluator = [
     dict(type='RECAccMetric', topk=(1, 5, 10)),
-    dict(type='mmdet.RefExpMetric', ann_file=ann_dir + 'final_refcoco_val.json',
+    dict(type='mmdet.RefExpMetric',
+         ann_file=ann_dir + 'final_refcoco_val.json',
          topk=(1, 5, 10)),
 ]
 test_cfg = dict(type='TestLoop')

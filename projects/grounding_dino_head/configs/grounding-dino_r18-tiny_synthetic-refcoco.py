@@ -1,7 +1,8 @@
-# A tiny GroundingDINO (mmdet's own GroundingDINO, ResNet-18 at half width,
-# 256-d transformer with narrow FFNs, 1 encoder / 2 decoder layers, 30 queries) trained from
-# scratch on the synthetic world's referring expressions (RefCOCO converted
-# to ODVG grounding records, the MM-Grounding-DINO recipe's format) on CPU.
+# A tiny GroundingDINO (mmdet's own GroundingDINO, ResNet-18 at half
+# width, 256-d transformer with narrow FFNs, 1 encoder / 2 decoder layers,
+# 30 queries) trained from scratch on the synthetic world's referring
+# expressions (RefCOCO converted to ODVG grounding records, the
+# MM-Grounding-DINO recipe's format) on CPU.
 # Its language model is a tiny BERT in a local directory (nothing is
 # downloaded): build both inputs first,
 #   python projects/grounding_dino_head/tools/build_tiny_bert.py \
@@ -13,7 +14,8 @@
 # expression per sample, tokens_positive=-1: GroundingDINO's REC mode).
 _base_ = 'mmdet::grounding_dino/grounding_dino_r50_scratch_8xb2_1x_coco.py'
 custom_imports = dict(
-    imports=['mmgrounding', 'projects.grounding_dino_head.grounding_dino_head'],
+    imports=['mmgrounding',
+             'projects.grounding_dino_head.grounding_dino_head'],
     allow_failed_imports=False)
 
 # converted annotations live outside the (read-only) world: data_root is

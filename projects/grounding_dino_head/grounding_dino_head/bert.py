@@ -24,7 +24,8 @@ from typing import Sequence
 
 import torch
 from mmdet.models.language_models.bert import (
-    BertEncoder, BertModel, generate_masks_with_special_tokens_and_transfer_map)
+    BertEncoder, BertModel,
+    generate_masks_with_special_tokens_and_transfer_map)
 from mmengine.model import BaseModel
 from torch import nn
 from transformers import AutoTokenizer

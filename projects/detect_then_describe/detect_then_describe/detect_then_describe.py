@@ -1,19 +1,17 @@
 """An mmdet detector proposes boxes; a grounded LMM captions each box."""
-import copy
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from mmcv.transforms import Compose
-from mmdet.apis import inference_detector, init_detector
+from mmdet.apis import inference_detector
 from mmdet.structures import DetDataSample
-from mmdet.utils import get_test_pipeline_cfg
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
-from mmgrounding.apis import GroundingInferencer
+from mmgrounding.apis import (GroundingInferencer, build_grounding_inferencer,
+                              build_mmdet_detector)
 from mmgrounding.datasets.region_caption import REGION_EVAL_QUESTION
 from mmgrounding.registry import MODELS
 
@@ -119,26 +117,16 @@ class DetectThenDescribe(BaseModel):
                         config: ConfigType,
                         checkpoint: Optional[str] = None,
                         cfg_options: Optional[dict] = None) -> torch.nn.Module:
-        """``init_detector`` under the ``mmdet`` scope (restored after), and
-        the detector's own test pipeline (image loader from arrays)."""
-        if isinstance(config, dict) and not isinstance(config, Config):
-            config = Config(copy.deepcopy(config))
-        with DefaultScope.overwrite_default_scope('mmdet'):
-            detector = init_detector(
-                config, checkpoint, device='cpu', cfg_options=cfg_options)
-            pipeline = get_test_pipeline_cfg(detector.cfg.copy())
-            pipeline[0].type = 'mmdet.LoadImageFromNDArray'
-            self._det_pipeline = Compose(pipeline)
+        """The frozen mmdet detector and its array-reading test pipeline
+        (:func:`mmgrounding.apis.build_mmdet_detector`)."""
+        detector, self._det_pipeline = build_mmdet_detector(
+            config, checkpoint, cfg_options)
         return detector
 
     @staticmethod
     def _build_lmm(config: ConfigType,
                    checkpoint: Optional[str] = None) -> GroundingInferencer:
-        if isinstance(config, dict) and not isinstance(config, Config):
-            config = Config(copy.deepcopy(config))
-        with DefaultScope.overwrite_default_scope('mmgrounding'):
-            return GroundingInferencer(config, weights=checkpoint,
-                                       device='cpu')
+        return build_grounding_inferencer(config, checkpoint)
 
     def train(self, mode: bool = True) -> 'DetectThenDescribe':
         """Both parts stay in eval mode (frozen BN, no dropout)."""

@@ -1,19 +1,16 @@
 """A grounded LMM answers; GroundingDINO grounds each of its phrases."""
-import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmcv.transforms import Compose
-from mmdet.apis import init_detector
 from mmdet.structures import DetDataSample
-from mmdet.utils import get_test_pipeline_cfg
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
-from mmgrounding.apis import GroundingInferencer
+from mmgrounding.apis import (GroundingInferencer, build_grounding_inferencer,
+                              build_mmdet_detector)
 from mmgrounding.registry import MODELS
 from mmgrounding.structures.markup import parse_markup
 from .phrases import phrases_to_prompt, top_box_per_phrase
@@ -124,26 +121,16 @@ class GroundingDINOPhraseGrounder(BaseModel):
                         config: ConfigType,
                         checkpoint: Optional[str] = None,
                         cfg_options: Optional[dict] = None) -> torch.nn.Module:
-        """``init_detector`` under the ``mmdet`` scope (restored after) and
-        the detector's own test pipeline, reading arrays."""
-        if isinstance(config, dict) and not isinstance(config, Config):
-            config = Config(copy.deepcopy(config))
-        with DefaultScope.overwrite_default_scope('mmdet'):
-            detector = init_detector(
-                config, checkpoint, device='cpu', cfg_options=cfg_options)
-            pipeline = get_test_pipeline_cfg(detector.cfg.copy())
-            pipeline[0].type = 'mmdet.LoadImageFromNDArray'
-            self._det_pipeline = Compose(pipeline)
+        """The frozen mmdet detector and its array-reading test pipeline
+        (:func:`mmgrounding.apis.build_mmdet_detector`)."""
+        detector, self._det_pipeline = build_mmdet_detector(
+            config, checkpoint, cfg_options)
         return detector
 
     @staticmethod
     def _build_lmm(config: ConfigType,
                    checkpoint: Optional[str] = None) -> GroundingInferencer:
-        if isinstance(config, dict) and not isinstance(config, Config):
-            config = Config(copy.deepcopy(config))
-        with DefaultScope.overwrite_default_scope('mmgrounding'):
-            return GroundingInferencer(config, weights=checkpoint,
-                                       device='cpu')
+        return build_grounding_inferencer(config, checkpoint)
 
     def train(self, mode: bool = True) -> 'GroundingDINOPhraseGrounder':
         """The parts stay in eval mode (frozen BN, no dropout)."""

@@ -10,11 +10,12 @@
 # clicks and boxes (the official prompt kinds), 1:1.
 #
 # DOCUMENTED DEVIATION: the tiny LLM trains too (the 7B recipe,
-# `..._20k_stage3-gvcr.py`, keeps Vicuna frozen). Vicuna already answers
-# questions about a region it is shown; the tiny stage-2 LM never saw a
-# region question, and with it frozen the prompt encoder alone does not
-# teach it to name the region's colour / shape / size (measured: see the
-# README, LLaVA-G stage 3). CLIP and the mm projector stay frozen.
+# `..._20k_stage3-gvcr.py`, keeps Vicuna frozen, as official). Vicuna
+# already answers questions about a region it is shown; the tiny stage-2 LM
+# never saw a region question or a region answer, so it has to learn them
+# here. CLIP and the mm projector stay frozen. A frozen-LM run was not
+# measured. STATUS (README, LLaVA-G stage 3): this recipe does NOT learn to
+# read the prompt yet (answers at the majority level).
 #
 # Test: every <obj> question of synthetic val GVC-R, one per sample, with a
 # click or a box drawn (seeded) from the referred object; attribute-word

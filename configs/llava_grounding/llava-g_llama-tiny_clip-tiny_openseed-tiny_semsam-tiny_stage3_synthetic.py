@@ -14,8 +14,9 @@
 # already answers questions about a region it is shown; the tiny stage-2 LM
 # never saw a region question or a region answer, so it has to learn them
 # here. CLIP and the mm projector stay frozen. A frozen-LM run was not
-# measured. STATUS (README, LLaVA-G stage 3): this recipe does NOT learn to
-# read the prompt yet (answers at the majority level).
+# measured. Measured (README, LLaVA-G stage 3): from the 600-iteration
+# stage-2 checkpoint, region-question accuracy 60.9 overall (colour 90.4;
+# shape / size at the majority level) vs 57.8 "name the largest object".
 #
 # Test: every <obj> question of synthetic val GVC-R, one per sample, with a
 # click or a box drawn (seeded) from the referred object; attribute-word

@@ -72,6 +72,7 @@ class GVCDataset(BaseGroundingDataset):
                  instances_file: str = '',
                  max_convs_per_image: Optional[int] = None,
                  ungrounded: str = 'drop',
+                 one_per_question: bool = False,
                  **kwargs) -> None:
         if ungrounded not in ('drop', 'keep'):
             raise ValueError('ungrounded must be "drop" or "keep", got '
@@ -79,6 +80,7 @@ class GVCDataset(BaseGroundingDataset):
         self.ungrounded = ungrounded
         self.instances_file = instances_file
         self.max_convs_per_image = max_convs_per_image
+        self.one_per_question = one_per_question
         super().__init__(*args, **kwargs)
 
     def _join_prefix(self):
@@ -126,10 +128,48 @@ class GVCDataset(BaseGroundingDataset):
             img_id = self._image_id(group[0])
             for chunk in self._chunks(group, img_id):
                 yield self.ann_file, chunk[0]['id'], (
-                    lambda chunk=chunk, img_id=img_id: [
+                    lambda chunk=chunk, img_id=img_id: self._records(
                         self._parse(ann, chunk, img_id, images, anns,
-                                    categories)
-                    ])
+                                    categories)))
+
+    def _records(self, record: dict) -> List[dict]:
+        """``[record]``, or one record per ``<obj>`` question
+        (``one_per_question``)."""
+        if not self.one_per_question:
+            return [record]
+        convs = record['conversations']
+        out: List[dict] = []
+        first_region = 0
+        for t in range(0, len(convs), 2):
+            text = convs[t]['text']
+            count = text.count(OBJ_TOKEN)
+            regions = record['regions'][first_region:first_region + count]
+            first_region += count
+            if not count:
+                continue
+            if t + 1 >= len(convs):
+                raise RecordError(f'conversations[{t}]',
+                                  'region question without an answer',
+                                  value=text)
+            question = text.replace(IMAGE_TOKEN, '').strip()
+            out.append(
+                dict(
+                    record,
+                    conversations=[self.user(f'{IMAGE_TOKEN}\n{question}')],
+                    phrases=[],
+                    regions=[dict(r) for r in regions],
+                    instances=[dict(i) for i in record['instances']],
+                    region_token=OBJ_TOKEN,
+                    task='gvc_r',
+                    question=question,
+                    question_index=len(out),
+                    gt_answer=convs[t + 1]['text'],
+                    answer_field=f'conversations[{t + 1}].value'))
+        if not out:
+            raise RecordError('conversations',
+                              f'no question with {OBJ_TOKEN} (the '
+                              'region-question view needs one)')
+        return out
 
     @staticmethod
     def _raiser(err: RecordError) -> RecordFn:

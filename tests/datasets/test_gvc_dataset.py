@@ -118,3 +118,40 @@ def test_packing_uses_every_entry(tmp_path):
     again = build(write(tmp_path, entries), max_convs_per_image=3)
     assert [again[i]['conversations'] for i in range(2)] == \
         [ds[i]['conversations'] for i in range(2)]
+
+
+def test_one_per_question_view_keeps_question_regions_and_answer():
+    recs = build('gvc/llava_instruct_150k_visual_prompt.json',
+                 one_per_question=True, test_mode=True)
+    assert len(recs) == 2
+    first, second = recs[0], recs[1]
+    assert first['conversations'] == [
+        dict(role='user', text='<image>\nWhat color is <obj>?')]
+    assert first['question'] == 'What color is <obj>?'
+    assert first['gt_answer'] == 'It is red.'
+    assert first['answer_field'] == 'conversations[1].value'
+    assert first['record_id'] == '000000000001'
+    assert first['phrases'] == []
+    ann_ids = [[second['instances'][r['instance_id']]['ann_id']]
+               for r in second['regions']]
+    assert [first['instances'][r['instance_id']]['ann_id']
+            for r in first['regions']] == [11]
+    # the second question keeps its two <obj> (q_gd_ls entries 2 and 3)
+    assert second['conversations'][0]['text'] == \
+        '<image>\nIs <obj> left of <obj>?'
+    assert ann_ids == [[11], [12]]
+    assert second['gt_answer'] == 'Yes.'
+    assert second['answer_field'] == 'conversations[3].value'
+    assert second['question_index'] == 1
+
+
+def test_one_per_question_rejects_an_unanswered_region_question(tmp_path):
+    entries = load_fixture('llava_instruct_150k_visual_prompt.json')
+    entries[0]['conversations'] = entries[0]['conversations'][:3]
+    entries[0]['q_gd_ls'] = entries[0]['q_gd_ls'][:1] + [[12], [11]]
+    with pytest.raises(GroundingDataError) as err:
+        build(write(tmp_path, entries), one_per_question=True,
+              test_mode=True)
+    msg = str(err.value)
+    assert 'gvc.json' in msg and "'000000000001'" in msg
+    assert 'conversations[2]' in msg and 'without an answer' in msg

@@ -126,6 +126,8 @@ def _point_at_fixtures(ds: dict, where: str) -> None:
         raise KeyError(f'{where}: no fixture for {key}; add one to FIXTURES '
                        'in tests/test_configs/test_all_dataloaders.py')
     ds.update(FIXTURES[key])
+    if ds.get('one_per_question'):  # region questions need <obj> turns
+        ds['ann_file'] = 'gvc/llava_instruct_150k_visual_prompt.json'
     ds['data_root'] = str(DATA) + '/'
     ds['data_prefix'] = dict(img_path='images/')
 

@@ -61,7 +61,9 @@ class PackGroundingInputs(BaseTransform):
     - ``visual_prompts`` (list of dicts with float tensors), when sampled;
     - metainfo: every key of ``meta_keys`` present in the results, with
       ``ori_shape``/``img_shape`` from the image and ``gt_phrases`` /
-      ``gt_captions`` defaulting to empty lists.
+      ``gt_captions`` defaulting to empty lists (region-question views
+      add ``question``, ``gt_answer`` and ``answer_field``; ``ann_file`` /
+      ``record_id`` let a metric name bad ground truth).
 
     Args:
         meta_keys (Sequence[str]): Keys copied into the metainfo.
@@ -71,7 +73,10 @@ class PackGroundingInputs(BaseTransform):
                  meta_keys: Sequence[str] = ('img_id', 'img_path',
                                              'ori_shape', 'img_shape',
                                              'task', 'source', 'gt_phrases',
-                                             'gt_captions', 'prompt', 'sample_idx')
+                                             'gt_captions', 'prompt',
+                                             'sample_idx', 'ann_file',
+                                             'record_id', 'question',
+                                             'gt_answer', 'answer_field')
                  ) -> None:
         self.meta_keys = tuple(meta_keys)
 

@@ -5,10 +5,11 @@ from .grounding_bench_metric import GroundingBenchMetric
 from .rec_metric import RECAccMetric
 from .refseg_metric import RefSegGIoUMetric
 from .region_caption_metric import RegionCaptionMetric
+from .region_qa_metric import RegionQAAccuracyMetric
 from .semseg_metric import OpenVocabSemSegMetric
 
 __all__ = [
     'GCGMetric', 'RefSegGIoUMetric', 'RECAccMetric',
     'GroundingFlickr30kMetric', 'RegionCaptionMetric', 'GroundingBenchMetric',
-    'OpenVocabSemSegMetric'
+    'RegionQAAccuracyMetric', 'OpenVocabSemSegMetric'
 ]

@@ -40,17 +40,20 @@ if [ "$MODEL" = all ] || [ "$MODEL" = llava_g ]; then
   LCFG=configs/llava_grounding/llava-g_llama-tiny_clip-tiny_openseed-tiny_600it_synthetic.py
   GVC_CFG=configs/llava_grounding/llava-g_llama-tiny_clip-tiny_openseed-tiny_600it_synthetic-gvc-test.py
   FLICKR_CFG=configs/llava_grounding/llava-g_llama-tiny_clip-tiny_openseed-tiny_600it_synthetic-flickr-test.py
+  GIVEN_CFG=configs/llava_grounding/llava-g_llama-tiny_clip-tiny_openseed-tiny_600it_synthetic-given-answer-test.py
   LWORK=${LWORK:-work_dirs/llava_g_tiny_demo}
-  step "LLaVA-G 1/4: train tiny LLaVA-G ($LCFG)"
+  step "LLaVA-G 1/5: train tiny LLaVA-G ($LCFG)"
   start=$(date +%s)
   $PY tools/train.py "$LCFG" --work-dir "$LWORK"
   echo "training took $(( $(date +%s) - start )) s"
   LCKPT=$(cat "$LWORK/last_checkpoint")
-  step "LLaVA-G 2/4: REC Acc@0.5 + RES gIoU/cIoU on synthetic val (every expression)"
+  step "LLaVA-G 2/5: REC Acc@0.5 + RES gIoU/cIoU on synthetic val (every expression), expression given in the answer"
+  $PY tools/test.py "$GIVEN_CFG" "$LCKPT" --work-dir "$LWORK/test_rec_res_given"
+  step "LLaVA-G 3/5: the same on the model's own generated answers"
   $PY tools/test.py "$LCFG" "$LCKPT" --work-dir "$LWORK/test_rec_res" --show-dir vis
-  step "LLaVA-G 3/4: grounded visual chat (Grounding-Bench grounded P/R/F1)"
+  step "LLaVA-G 4/5: grounded visual chat (Grounding-Bench grounded P/R/F1)"
   $PY tools/test.py "$GVC_CFG" "$LCKPT" --work-dir "$LWORK/test_gvc"
-  step "LLaVA-G 4/4: Flickr30K Entities phrase grounding (R@1/5/10, GT phrases given)"
+  step "LLaVA-G 5/5: Flickr30K Entities phrase grounding (R@1/5/10, GT phrases given)"
   $PY tools/test.py "$FLICKR_CFG" "$LCKPT" --work-dir "$LWORK/test_flickr"
 fi
 

@@ -1,7 +1,13 @@
-"""Import a repository script (tools/, demo/) as a module, for tests."""
+"""Run or import repository scripts (tools/, demo/) from tests."""
+import glob
 import importlib.util
+import json
+import os
 import os.path as osp
+import subprocess
+import sys
 from types import ModuleType
+from typing import Optional, Sequence
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -20,3 +26,26 @@ def load_script(relative_path: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_tool(args: Sequence, cwd: str, timeout: int = 2400,
+             env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Run a repository script (``tools/train.py`` ...) in a fresh
+    interpreter with the repository importable and the hub offline; a
+    non-zero exit fails with the end of its output."""
+    full_env = dict(os.environ, PYTHONPATH=REPO_ROOT, HF_HUB_OFFLINE='1')
+    full_env.update(env or {})
+    out = subprocess.run([sys.executable] + [str(a) for a in args],
+                         cwd=str(cwd), env=full_env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out
+
+
+def read_metrics(work_dir: str) -> dict:
+    """The metrics json ``tools/test.py --work-dir work_dir`` wrote (the
+    newest run)."""
+    files = glob.glob(osp.join(str(work_dir), '*', '*.json'))
+    assert files, f'no metrics json under {work_dir}'
+    with open(sorted(files)[-1]) as f:
+        return json.load(f)

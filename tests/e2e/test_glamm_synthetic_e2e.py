@@ -15,11 +15,6 @@ captions did not learn fails while machine-to-machine float differences
 (runs are seeded) do not; the RES margin over the trivial heuristics is
 small on purpose: the claim is "better than predicting all shapes".
 """
-import glob
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +22,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmgrounding.datasets.synthetic import generate_world
-from mmgrounding.testing import load_script
+from mmgrounding.testing import load_script, read_metrics, run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 STEM = 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic'
@@ -37,22 +32,6 @@ RES_CFG = ROOT / f'{STEM}-refseg-test.py'
 MARGIN_OVER_UNTRAINED = 20.0
 MARGIN_OVER_TRIVIAL = 3.0
 GCG_MARGINS = {'gcg/mIoU': 25.0, 'gcg/AP50': 12.0, 'gcg/CIDEr': 50.0}
-
-
-def _run(args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE='1')
-    out = subprocess.run([sys.executable] + [str(a) for a in args], cwd=cwd,
-                         env=env, capture_output=True, text=True,
-                         timeout=1800)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
-    return out
-
-
-def _metrics(work_dir):
-    files = glob.glob(os.path.join(work_dir, '*', '*.json'))
-    assert files, f'no metrics json under {work_dir}'
-    with open(sorted(files)[-1]) as f:
-        return json.load(f)
 
 
 def _untrained_metrics(cfg_path, work_dir):
@@ -71,14 +50,14 @@ def test_tiny_glamm_learns_on_synthetic_world(tmp_path, monkeypatch):
     untrained_gcg = _untrained_metrics(CFG, tmp_path / 'untrained_gcg')
 
     work = tmp_path / 'work'
-    _run([ROOT / 'tools/train.py', CFG, '--work-dir', work], tmp_path)
+    run_tool([ROOT / 'tools/train.py', CFG, '--work-dir', work], tmp_path)
     ckpt = (work / 'last_checkpoint').read_text().strip()
-    _run([ROOT / 'tools/test.py', RES_CFG, ckpt, '--work-dir',
+    run_tool([ROOT / 'tools/test.py', RES_CFG, ckpt, '--work-dir',
           work / 'refseg'], tmp_path)
-    trained = _metrics(work / 'refseg')
-    _run([ROOT / 'tools/test.py', CFG, ckpt, '--work-dir', work / 'gcg'],
+    trained = read_metrics(work / 'refseg')
+    run_tool([ROOT / 'tools/test.py', CFG, ckpt, '--work-dir', work / 'gcg'],
          tmp_path)
-    gcg = _metrics(work / 'gcg')
+    gcg = read_metrics(work / 'gcg')
 
     baselines = load_script('tools/analysis_tools/synthetic_baselines.py').evaluate_baselines(str(tmp_path / 'data' / 'synthetic'))
     trivial = 100 * max(baselines['every shape']['gIoU'],

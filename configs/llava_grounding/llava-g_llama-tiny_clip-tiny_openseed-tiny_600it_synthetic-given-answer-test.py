@@ -1,0 +1,31 @@
+# The tiny LLaVA-G of `..._600it_synthetic.py` scored for REC (Acc@0.5) and
+# RES (gIoU/cIoU) on every synthetic val expression with the expression
+# GIVEN in the answer ("Sure, <g_s> {expression} <g_e> <seg>."), read by one
+# teacher-forced forward (`teacher_forced_tasks`), as GLaMM's official RES
+# evaluation reads "Sure, it is [SEG].". This scores the grounding of the
+# <seg> state alone; the base config scores the model's own generated
+# answers (where a tiny LM may also fail to repeat the expression).
+_base_ = ['./llava-g_llama-tiny_clip-tiny_openseed-tiny_600it_synthetic.py']
+
+model = dict(teacher_forced_tasks=('rec', ))
+
+given_answer_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadGroundingAnnotations'),
+    dict(
+        type='FormatGroundedConversation',
+        style='llava_g',
+        task_templates='default',
+        with_answer=True),
+    dict(
+        type='TokenizeConversation',
+        tokenizer=dict(
+            pretrained_model_name_or_path='data/synthetic/tokenizer'),
+        num_image_tokens={{_base_.num_image_tokens}},
+        max_length={{_base_.max_length}},
+        grounding_token='<seg>',
+        region_token='<obj>'),
+    dict(type='PackGroundingInputs')
+]
+test_dataloader = dict(dataset=dict(pipeline=given_answer_pipeline))
+val_dataloader = test_dataloader

@@ -7,14 +7,14 @@ for a few CPU minutes, ``compose_checkpoint.py`` wraps it in the
 ``GroundingDINOPhraseGrounder`` (direct REC mode) and ``tools/test.py``
 scores the first val expressions with ``RECAccMetric`` and mmdet's
 ``RefExpMetric`` on the same predictions. Asserted: the loss falls,
-Acc@1 equals RefExpMetric's precision@1 (and @5), and Acc@0.5 beats the
-heuristics of ``tools/analysis_tools/synthetic_baselines.py`` that it
-reliably beats after this short run on the same expressions: every shape,
-named colour and named shape. Not asserted: "largest object". Measured
-(seed 0, first 400 val expressions): 37.5 after 100 iterations vs 36.5 for
-largest object, too close to assert; a 20-iteration warm-up with a doubled
-lr did worse (34.25). The full 400-iteration config reaches 68.3 on all of
-val (largest object 35.2; project README).
+Acc@1 equals RefExpMetric's precision@1 (and @5), and Acc@0.5 beats
+EVERY heuristic of ``tools/analysis_tools/synthetic_baselines.py`` on the
+same expressions (every shape, largest object, named colour, named shape).
+Measured (seed 0, first 400 val expressions, one thread, 2 shared cores,
+8 min 51 s for the whole test): 55.25 after 200 iterations vs 36.5 for the
+best heuristic (largest object); after 100 iterations it was 37.5, too
+close to assert. The full 400-iteration config reaches 68.3 on all of val
+(largest object 35.2; project README).
 """
 import glob
 import json
@@ -31,8 +31,9 @@ DET_CFG = PROJECT / 'configs' / 'grounding-dino_r18-tiny_synthetic-refcoco.py'
 DIRECT_CFG = PROJECT / 'configs' / (
     'gdino-grounder_direct_synthetic-refcoco-val.py')
 COMPOSE = ROOT / 'projects/detect_then_describe/tools/compose_checkpoint.py'
-ITERS = 100
+ITERS = 200
 VAL_EXPRESSIONS = 400  # the first val expressions (README: all 1002)
+MARGIN_OVER_HEURISTICS = 5.0  # Acc@0.5 points (x100); see the docstring
 
 
 def _run(args, cwd):
@@ -127,5 +128,5 @@ def test_grounding_dino_rec_end_to_end(tmp_path):
         100 * got['refexp/refcoco_precision@5'])
     base = _baselines(data, gd / 'data' / 'final_refcoco_val.json',
                       VAL_EXPRESSIONS)
-    beaten = ('every shape', 'named colour', 'named shape')
-    assert acc > max(base[name] for name in beaten) + 3.0, (acc, base)
+    # above EVERY heuristic, the best one (largest object) included
+    assert acc > max(base.values()) + MARGIN_OVER_HEURISTICS, (acc, base)

@@ -238,6 +238,7 @@ def _reference(model, img, text, tokens_positive):
                  data_samples=[data['data_samples']]))[0].pred_instances
 
 
+@pytest.mark.slow  # ~6 s each (keeps make test-fast < 5 min)
 def test_direct_mode_is_detector_rec_top_boxes(world, monkeypatch):
     monkeypatch.chdir(world)
     model = MODELS.build(dict(
@@ -280,6 +281,7 @@ def test_direct_mode_is_detector_rec_top_boxes(world, monkeypatch):
                               ref.scores.sort()[0])
 
 
+@pytest.mark.slow  # ~6 s each (keeps make test-fast < 5 min)
 def test_lmm_mode_grounds_answer_phrases(world, monkeypatch):
     monkeypatch.chdir(world)
     lmm_cfg = Config.fromfile(str(ROOT / 'configs/glamm/'

@@ -15,8 +15,9 @@
 # never saw a region question or a region answer, so it has to learn them
 # here. CLIP and the mm projector stay frozen. A frozen-LM run was not
 # measured. Measured (README, LLaVA-G stage 3): from the 600-iteration
-# stage-2 checkpoint, region-question accuracy 60.9 overall (colour 90.4;
-# shape / size at the majority level) vs 57.8 "name the largest object".
+# stage-2 checkpoint, region-question accuracy 60.9 / 45.9 overall in two
+# runs (colour 90.4 / 50.4; shape / size at the majority level) vs 57.8
+# "name the largest object" and 34.3 majority answer: not yet reliable.
 #
 # Test: every <obj> question of synthetic val GVC-R, one per sample, with a
 # click or a box drawn (seeded) from the referred object; attribute-word

@@ -305,6 +305,7 @@ class SyncCounter:
                 setattr(torch.Tensor, name, own)
 
 
+@pytest.mark.slow  # ~12 s: a fresh interpreter (keeps make test-fast < 5 min)
 def test_loss_makes_one_host_sync_isolated():
     """Runs the sync count in its own interpreter: spying on ``torch.Tensor``
     methods leaves state behind that changed later tests' results."""

@@ -171,6 +171,7 @@ for tool in ('tools/train.py', 'tools/test.py'):
 """
 
 
+@pytest.mark.slow  # ~7 s: fresh interpreters (keeps make test-fast < 5 min)
 def test_tools_put_the_hub_offline_before_importing_transformers():
     """tools/train.py and test.py set offline mode before anything that
     imports transformers (mmgrounding does) is imported."""

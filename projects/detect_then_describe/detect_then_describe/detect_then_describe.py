@@ -10,8 +10,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
-from mmgrounding.apis import (GroundingInferencer, build_grounding_inferencer,
-                              build_mmdet_detector)
+from mmgrounding.apis import build_grounding_inferencer, build_mmdet_detector
 from mmgrounding.datasets.region_caption import REGION_EVAL_QUESTION
 from mmgrounding.registry import MODELS
 
@@ -105,28 +104,12 @@ class DetectThenDescribe(BaseModel):
         self.question = question
         self.lmm_batch_size = int(lmm_batch_size)
         self.max_new_tokens = max_new_tokens
-        self.detector = self._build_detector(**detector)
-        self._lmm = self._build_lmm(**lmm)
+        self.detector, self._det_pipeline = build_mmdet_detector(**detector)
+        self._lmm = build_grounding_inferencer(**lmm)
         self.lmm = self._lmm.model  # registered: moves with .to(device)
         for module in (self.detector, self.lmm):
             module.eval()
             module.requires_grad_(False)
-
-    # ----------------------------------------------------------- building
-    def _build_detector(self,
-                        config: ConfigType,
-                        checkpoint: Optional[str] = None,
-                        cfg_options: Optional[dict] = None) -> torch.nn.Module:
-        """The frozen mmdet detector and its array-reading test pipeline
-        (:func:`mmgrounding.apis.build_mmdet_detector`)."""
-        detector, self._det_pipeline = build_mmdet_detector(
-            config, checkpoint, cfg_options)
-        return detector
-
-    @staticmethod
-    def _build_lmm(config: ConfigType,
-                   checkpoint: Optional[str] = None) -> GroundingInferencer:
-        return build_grounding_inferencer(config, checkpoint)
 
     def train(self, mode: bool = True) -> 'DetectThenDescribe':
         """Both parts stay in eval mode (frozen BN, no dropout)."""

@@ -9,8 +9,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
-from mmgrounding.apis import (GroundingInferencer, build_grounding_inferencer,
-                              build_mmdet_detector)
+from mmgrounding.apis import build_grounding_inferencer, build_mmdet_detector
 from mmgrounding.registry import MODELS
 from mmgrounding.structures.markup import parse_markup
 from .phrases import phrases_to_prompt, top_box_per_phrase
@@ -108,29 +107,13 @@ class GroundingDINOPhraseGrounder(BaseModel):
         self.rec_topk = int(rec_topk)
         self.max_new_tokens = max_new_tokens
         self.lmm_batch_size = int(lmm_batch_size)
-        self.detector = self._build_detector(**detector)
+        self.detector, self._det_pipeline = build_mmdet_detector(**detector)
         self._lmm = None
         if mode == 'lmm':
-            self._lmm = self._build_lmm(**lmm)
+            self._lmm = build_grounding_inferencer(**lmm)
             self.lmm = self._lmm.model  # registered: moves with .to(device)
         self.train(False)
         self.requires_grad_(False)
-
-    # ----------------------------------------------------------- building
-    def _build_detector(self,
-                        config: ConfigType,
-                        checkpoint: Optional[str] = None,
-                        cfg_options: Optional[dict] = None) -> torch.nn.Module:
-        """The frozen mmdet detector and its array-reading test pipeline
-        (:func:`mmgrounding.apis.build_mmdet_detector`)."""
-        detector, self._det_pipeline = build_mmdet_detector(
-            config, checkpoint, cfg_options)
-        return detector
-
-    @staticmethod
-    def _build_lmm(config: ConfigType,
-                   checkpoint: Optional[str] = None) -> GroundingInferencer:
-        return build_grounding_inferencer(config, checkpoint)
 
     def train(self, mode: bool = True) -> 'GroundingDINOPhraseGrounder':
         """The parts stay in eval mode (frozen BN, no dropout)."""

@@ -10,24 +10,6 @@ model = dict(
     teacher_forced_tasks=('phrase_grounding', ),
     grounding_head=dict(predict_topk=10))
 
-given_answer_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadGroundingAnnotations', mask_from_box=True),
-    dict(
-        type='FormatGroundedConversation',
-        style='llava_g',
-        task_templates='default',
-        with_answer=True),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=dict(
-            pretrained_model_name_or_path='data/synthetic/tokenizer'),
-        num_image_tokens={{_base_.num_image_tokens}},
-        max_length={{_base_.max_length}},
-        grounding_token='<seg>',
-        region_token='<obj>'),
-    dict(type='PackGroundingInputs')
-]
 test_dataloader = dict(
     dataset=dict(
         _delete_=True,
@@ -37,5 +19,5 @@ test_dataloader = dict(
         split='val',
         data_prefix=dict(img_path='images/'),
         test_mode=True,
-        pipeline=given_answer_pipeline))
+        pipeline={{_base_.given_answer_pipeline_llava_g_boxes}}))
 test_evaluator = [dict(type='GroundingFlickr30kMetric')]

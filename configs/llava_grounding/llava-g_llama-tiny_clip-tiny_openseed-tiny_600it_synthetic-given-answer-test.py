@@ -9,23 +9,6 @@ _base_ = ['./llava-g_llama-tiny_clip-tiny_openseed-tiny_600it_synthetic.py']
 
 model = dict(teacher_forced_tasks=('rec', ))
 
-given_answer_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadGroundingAnnotations'),
-    dict(
-        type='FormatGroundedConversation',
-        style='llava_g',
-        task_templates='default',
-        with_answer=True),
-    dict(
-        type='TokenizeConversation',
-        tokenizer=dict(
-            pretrained_model_name_or_path='data/synthetic/tokenizer'),
-        num_image_tokens={{_base_.num_image_tokens}},
-        max_length={{_base_.max_length}},
-        grounding_token='<seg>',
-        region_token='<obj>'),
-    dict(type='PackGroundingInputs')
-]
-test_dataloader = dict(dataset=dict(pipeline=given_answer_pipeline))
+test_dataloader = dict(
+    dataset=dict(pipeline={{_base_.given_answer_pipeline_llava_g}}))
 val_dataloader = test_dataloader

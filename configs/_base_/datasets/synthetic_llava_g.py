@@ -29,6 +29,20 @@ test_pipeline_llava_g = [
         region_token='<obj>'),
     dict(type='PackGroundingInputs')
 ]
+# The expression / caption GIVEN in the answer, read by one teacher-forced
+# forward (`teacher_forced_tasks`): the test views that score the <seg>
+# states alone. Flickr30K Entities has boxes only (the filled box is the
+# target mask).
+given_answer_pipeline_llava_g = [
+    test_pipeline_llava_g[0], test_pipeline_llava_g[1],
+    dict(test_pipeline_llava_g[2], with_answer=True),
+    *test_pipeline_llava_g[3:]
+]
+given_answer_pipeline_llava_g_boxes = [
+    test_pipeline_llava_g[0],
+    dict(type='LoadGroundingAnnotations', mask_from_box=True),
+    *given_answer_pipeline_llava_g[2:]
+]
 
 train_dataloader = dict(
     batch_size=32,

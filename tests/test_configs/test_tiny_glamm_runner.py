@@ -67,6 +67,10 @@ def test_two_iterations_then_test(world_dir, tmp_path, monkeypatch):
         metrics
 
 
+# a fresh interpreter importing mmdet + our package, then 2 iterations
+# (~20 s): slow-marked to keep `make test-fast` under 5 minutes (runs in
+# `make test` and CI)
+@pytest.mark.slow
 def test_mmdet_train_script_runs_our_config(world_dir, tmp_path):
     import mmdet
     script = Path(mmdet.__file__).parent / '.mim' / 'tools' / 'train.py'

@@ -15,11 +15,9 @@
 # 700 / 500 iterations (500: about the 16-px recipe's wall time): 48.4 /
 # 41.5. Step: 1.90 s vs 0.88 s (batch 32, one thread,
 # `benchmark_train_step.py`).
-_base_ = ['./glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py']
+_base_ = [
+    './glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic.py',
+    '../_base_/models/tiny_parts/sam_head_p8.py'
+]
 
-model = dict(
-    grounding_head=dict(
-        sam=dict(
-            config=dict(
-                vision_config=dict(patch_size=8),
-                prompt_encoder_config=dict(patch_size=8)))))
+model = {{_base_.tiny_sam_p8_model}}

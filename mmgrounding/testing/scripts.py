@@ -6,8 +6,9 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -49,3 +50,20 @@ def read_metrics(work_dir: str) -> dict:
     assert files, f'no metrics json under {work_dir}'
     with open(sorted(files)[-1]) as f:
         return json.load(f)
+
+
+class TrainedRun(NamedTuple):
+    """A ``tools/train.py`` run: its cwd (holding ``data/synthetic``), work
+    dir and last checkpoint."""
+    root: Path
+    work_dir: Path
+    checkpoint: str
+
+
+def train_config(config: str, cwd: str, work_dir: str) -> TrainedRun:
+    """``tools/train.py config --work-dir work_dir`` run in ``cwd``."""
+    run_tool([osp.join(REPO_ROOT, 'tools', 'train.py'), config,
+              '--work-dir', work_dir], cwd)
+    with open(osp.join(str(work_dir), 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    return TrainedRun(Path(cwd), Path(work_dir), checkpoint)

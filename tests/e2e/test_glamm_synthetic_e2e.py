@@ -1,7 +1,8 @@
 """Slow end to end: tools/train.py + tools/test.py on the synthetic world.
 
 What `make demo` does, asserted: the tiny GLaMM config trains on the default
-synthetic world (2,200 images, seed 0) on CPU, then referring segmentation
+synthetic world (2,200 images, seed 0) on CPU (the session fixture
+``trained_tiny_glamm``, shared with the pseudo-label e2e test), then referring segmentation
 on every val expression is scored with the official gIoU/cIoU code, and GCG
 on val with the official GCG metrics. The trained model must clearly beat
 the same config untrained AND the trivial heuristics (every shape as
@@ -21,7 +22,6 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmgrounding.datasets.synthetic import generate_world
 from mmgrounding.testing import load_script, read_metrics, run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,23 +43,24 @@ def _untrained_metrics(cfg_path, work_dir):
 
 
 @pytest.mark.slow
-def test_tiny_glamm_learns_on_synthetic_world(tmp_path, monkeypatch):
-    generate_world(str(tmp_path / 'data' / 'synthetic'), seed=0)
-    monkeypatch.chdir(tmp_path)
+def test_tiny_glamm_learns_on_synthetic_world(trained_tiny_glamm, tmp_path,
+                                              monkeypatch):
+    root, _, ckpt = trained_tiny_glamm
+    monkeypatch.chdir(root)
     untrained = _untrained_metrics(RES_CFG, tmp_path / 'untrained')
     untrained_gcg = _untrained_metrics(CFG, tmp_path / 'untrained_gcg')
 
     work = tmp_path / 'work'
-    run_tool([ROOT / 'tools/train.py', CFG, '--work-dir', work], tmp_path)
-    ckpt = (work / 'last_checkpoint').read_text().strip()
     run_tool([ROOT / 'tools/test.py', RES_CFG, ckpt, '--work-dir',
-          work / 'refseg'], tmp_path)
+              work / 'refseg'], root)
     trained = read_metrics(work / 'refseg')
     run_tool([ROOT / 'tools/test.py', CFG, ckpt, '--work-dir', work / 'gcg'],
-         tmp_path)
+             root)
     gcg = read_metrics(work / 'gcg')
 
-    baselines = load_script('tools/analysis_tools/synthetic_baselines.py').evaluate_baselines(str(tmp_path / 'data' / 'synthetic'))
+    baselines = load_script(
+        'tools/analysis_tools/synthetic_baselines.py').evaluate_baselines(
+            str(root / 'data' / 'synthetic'))
     trivial = 100 * max(baselines['every shape']['gIoU'],
                         baselines['largest object']['gIoU'])
     print(f'untrained {untrained} {untrained_gcg}\ntrained {trained}\n'

@@ -356,34 +356,3 @@ def test_host_counts_and_sizes_give_the_same_losses():
     assert set(plain) == set(given)
     for key in plain:
         torch.testing.assert_close(given[key], plain[key], msg=key)
-
-
-def test_position_aware_score_is_optional_and_reads_detached_boxes():
-    # off (official): no extra parameters, the score ignores the boxes
-    plain = build_head()
-    assert plain.score_position is None
-    assert not any('score_position' in k for k in plain.state_dict())
-    queries = torch.randn(1, 1, 32).repeat(1, 2, 1)  # same content twice
-    boxes = torch.tensor([[[0.2, 0.2, 0.1, 0.1], [0.8, 0.7, 0.1, 0.1]]],
-                         requires_grad=True)
-    prompts = torch.randn(1, 3, PROMPT_DIM)
-    logits = plain._score(queries, boxes, prompts)
-    torch.testing.assert_close(logits[0, 0], logits[0, 1])
-    # on: same content at two places scores differently; no gradient
-    # reaches the boxes (the box heads are trained by the box losses only)
-    head = build_head(position_aware_score=True)
-    logits = head._score(queries, boxes, prompts)
-    assert (logits[0, 0] - logits[0, 1]).abs().max() > 1e-3
-    logits.sum().backward()
-    assert boxes.grad is None
-    # trained through the criterion, and batched == unbatched still holds
-    prompts, inputs, samples = make_batch(SPECS)
-    sum(head.loss(prompts, inputs, samples).values()).backward()
-    assert head.score_position.layers[0].weight.grad.abs().sum() > 0
-    head.eval()
-    batched = head.predict(prompts, inputs, samples)
-    single = head.predict(
-        prompts[1:, :1],
-        dict(pixels=inputs['pixels'][1:], sizes=inputs['sizes'][1:],
-             prompt_mask=inputs['prompt_mask'][1:, :1]), samples[1:])[0]
-    _assert_same(batched[1], single)

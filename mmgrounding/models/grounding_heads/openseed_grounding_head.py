@@ -39,8 +39,7 @@ import mmdet.models.backbones  # noqa: F401 (registers SwinTransformer)
 import torch
 from mmcv.cnn import build_norm_layer
 from mmdet.models.detectors import DeformableDETR
-from mmdet.models.layers.transformer import (MLP, coordinate_to_encoding,
-                                             inverse_sigmoid)
+from mmdet.models.layers.transformer import MLP, inverse_sigmoid
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmengine.model import BaseModule
@@ -199,13 +198,6 @@ class OpenSeeDGroundingHead(BaseModule):
             (statistics over the batch's real tokens; running statistics
             at eval, so batched == unbatched there) is the remedy measured
             for the tiny GLaMM (``reference/tiny_models.md``).
-        position_aware_score: NOT official, off by default. Adds
-            ``MLP(sine(box))`` of each query's own (detached) box to its
-            state before the phrase score (and before the two-stage
-            selection), the way DINO's ``ref_point_head`` turns a box into
-            a query position. The official score has no position term, so a
-            spatial phrase ("the triangle above the square") can only be
-            matched through position that leaks into query content.
         trainable: False freezes the whole grounding model (stage 3).
     """
 
@@ -224,7 +216,6 @@ class OpenSeeDGroundingHead(BaseModule):
                  predict_topk: int = 1,
                  mask_threshold: float = 0.0,
                  prompt_norm: Optional[dict] = None,
-                 position_aware_score: bool = False,
                  trainable: bool = True,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -264,10 +255,6 @@ class OpenSeeDGroundingHead(BaseModule):
         mask_dims = self.pixel_decoder.mask_feature.out_channels
         self.mask_embed = MLP(embed_dims, embed_dims, mask_dims, 3)
         self.similarity = SegTokenSimilarity(embed_dims, prompt_dim)
-        # sine(4 box coordinates, d/2 features each) -> d, as DINO's
-        # ref_point_head
-        self.score_position = MLP(2 * embed_dims, embed_dims, embed_dims,
-                                  2) if position_aware_score else None
         criterion = dict(criterion)
         criterion.pop('type', None)
         self.criterion = OpenSeeDCriterion(**criterion)
@@ -310,24 +297,12 @@ class OpenSeeDGroundingHead(BaseModule):
 
     # ------------------------------------------------------------------
     # query side
-    def _score(self, queries: Tensor, boxes: Tensor, prompts: Tensor
-               ) -> Tensor:
-        """Phrase logits [B, Q, N] of queries [B, Q, d] whose boxes
-        [B, Q, 4] (normalised cxcywh) add a position term when
-        ``position_aware_score``."""
-        if self.score_position is not None:
-            boxes = torch.nan_to_num(boxes.detach(), nan=0.5, posinf=1.0,
-                                     neginf=0.0)
-            queries = queries + self.score_position(coordinate_to_encoding(
-                boxes, num_feats=self.embed_dims // 2))
-        return self.similarity(queries, prompts)
-
-    def _heads(self, queries: Tensor, boxes: Tensor, mask_features: Tensor,
+    def _heads(self, queries: Tensor, mask_features: Tensor,
                prompts: Tensor, with_masks: bool = True
                ) -> Tuple[Tensor, Optional[Tensor]]:
         """decoder norm -> (logits [B, Q, N], masks [B, Q, h, w])."""
         normed = self.decoder.norm(queries)
-        logits = self._score(normed, boxes, prompts)
+        logits = self.similarity(normed, prompts)
         masks = None
         if with_masks:
             masks = torch.einsum('bqc,bchw->bqhw', self.mask_embed(normed),
@@ -370,9 +345,7 @@ class OpenSeeDGroundingHead(BaseModule):
         output_memory, output_proposals = \
             DeformableDETR.gen_encoder_output_proposals(
                 self, memory, None, spatial_shapes)
-        enc_coords = self.reg_branch(output_memory) + output_proposals
-        enc_logits = self._score(output_memory, enc_coords.sigmoid(),
-                                 prompts)
+        enc_logits = self.similarity(output_memory, prompts)
         scores = SegTokenSimilarity.masked_max(enc_logits, prompt_mask)
         # a sample without tokens: any valid proposal (its losses are 0)
         scores = torch.where(prompt_mask.any(1)[:, None], scores,
@@ -380,6 +353,7 @@ class OpenSeeDGroundingHead(BaseModule):
         scores = scores.masked_fill(
             output_proposals.sum(-1).isinf(), float('-inf'))
         topk = torch.topk(scores, self.num_queries, dim=1)[1]
+        enc_coords = self.reg_branch(output_memory) + output_proposals
         ref_undetached = torch.gather(enc_coords, 1,
                                       topk[..., None].expand(-1, -1, 4))
         tgt_undetached = torch.gather(
@@ -402,25 +376,23 @@ class OpenSeeDGroundingHead(BaseModule):
         final_boxes = (self.reg_branch(hidden[-1]) + inverse_sigmoid(
             references[-2], eps=eps)).sigmoid()
         final_logits, final_masks = self._heads(
-            hidden[-1], final_boxes, mask_features, prompts,
-            with_masks=all_sets)
+            hidden[-1], mask_features, prompts, with_masks=all_sets)
         sets = [('', dict(logits=final_logits, masks=final_masks,
                           boxes=final_boxes))]
         if all_sets:
-            enc_boxes = ref_undetached.sigmoid()
-            enc_logits_sel, enc_masks = self._heads(
-                tgt_undetached, enc_boxes, mask_features, prompts)
+            enc_logits_sel, enc_masks = self._heads(tgt_undetached,
+                                                    mask_features, prompts)
             sets.append(('enc_', dict(logits=enc_logits_sel, masks=enc_masks,
-                                      boxes=enc_boxes)))
-            init_logits, init_masks = self._heads(query, reference,
-                                                  mask_features, prompts)
+                                      boxes=ref_undetached.sigmoid())))
+            init_logits, init_masks = self._heads(query, mask_features,
+                                                  prompts)
             sets.append(('d0.', dict(logits=init_logits, masks=init_masks,
                                      boxes=reference)))
             for lid in range(self.decoder.num_layers - 1):
+                logits, masks = self._heads(hidden[lid], mask_features,
+                                            prompts)
                 boxes = (self.reg_branch(hidden[lid]) + inverse_sigmoid(
                     references[lid], eps=eps)).sigmoid()
-                logits, masks = self._heads(hidden[lid], boxes,
-                                            mask_features, prompts)
                 sets.append((f'd{lid + 1}.', dict(logits=logits, masks=masks,
                                                  boxes=boxes)))
         return dict(sets=sets, queries=self.decoder.norm(hidden[-1]),

@@ -82,7 +82,8 @@ def test_pseudo_labels_end_to_end(trained_tiny_glamm, tmp_path):
           f'{det_ap50}\ntrivial train {trivial}')
     # whole-image boxes never overlap a 17-31 px object at IoU 0.5
     assert trivial['box_recall'] == 0.0
-    assert hit > 5.0, hit
+    # measured 26.6 with a 1000-iteration annotator (whole-image boxes: 0)
+    assert hit > 10.0, hit
     # the ODVG records are mmdet grounding training data
     odvg = ODVGDataset(data_root=str(out), ann_file='gcg_train_odvg.jsonl',
                        data_prefix=dict(img=str(data / 'images') + os.sep),

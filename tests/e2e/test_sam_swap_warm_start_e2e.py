@@ -19,7 +19,12 @@ reliable: beating the trivial heuristics (every shape 34.9, largest object
 35.2; named shape 54.7), which it does with a different 1000-iteration
 GLaMM (42.8 / 41.3 with a one-thread LLaVA-G, 41.3 with the 2-thread one).
 Margins are about half the measured gaps.
+
+Opt-in (``MMGROUNDING_SWAP_E2E=1``): 5.4 minutes on 2 cores, which the CI
+budget (the whole suite measured at 77 min in a fresh clone) cannot take
+while the claim stays short of "above every heuristic".
 """
+import os
 from pathlib import Path
 
 import pytest
@@ -67,6 +72,9 @@ def _test_in_process(work_dir, glamm_ckpt=None, llava_g_ckpt=None) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get('MMGROUNDING_SWAP_E2E') != '1',
+    reason='opt-in (MMGROUNDING_SWAP_E2E=1): 5.4 min, over the CI budget')
 def test_sam_head_swap_on_llava_g_fine_tunes_from_trained_parts(
         trained_tiny_glamm, trained_tiny_llava_g, tmp_path, monkeypatch):
     root, _, llava_g_ckpt = trained_tiny_llava_g

@@ -60,10 +60,13 @@ class TrainedRun(NamedTuple):
     checkpoint: str
 
 
-def train_config(config: str, cwd: str, work_dir: str) -> TrainedRun:
-    """``tools/train.py config --work-dir work_dir`` run in ``cwd``."""
+def train_config(config: str, cwd: str, work_dir: str,
+                 cfg_options: Sequence[str] = ()) -> TrainedRun:
+    """``tools/train.py config --work-dir work_dir [--cfg-options ...]`` run
+    in ``cwd``."""
+    options = ['--cfg-options', *cfg_options] if cfg_options else []
     run_tool([osp.join(REPO_ROOT, 'tools', 'train.py'), config,
-              '--work-dir', work_dir], cwd)
+              '--work-dir', work_dir, *options], cwd)
     with open(osp.join(str(work_dir), 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     return TrainedRun(Path(cwd), Path(work_dir), checkpoint)

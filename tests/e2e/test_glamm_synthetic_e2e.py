@@ -2,8 +2,8 @@
 
 What `make demo` does, asserted: the tiny GLaMM config trains on the default
 synthetic world (2,200 images, seed 0) on CPU (the session fixture
-``trained_tiny_glamm``, shared with the pseudo-label e2e test), then referring segmentation
-on every val expression is scored with the official gIoU/cIoU code, and GCG
+``trained_tiny_glamm``, shared with the pseudo-label e2e test), then
+referring segmentation on every val expression is scored with the official gIoU/cIoU code, and GCG
 on val with the official GCG metrics. The trained model must clearly beat
 the same config untrained AND the trivial heuristics (every shape as
 foreground, the largest object) on the same expressions.

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from mmgrounding.testing import load_script, read_metrics, run_tool
+from mmgrounding.testing import (load_script, read_metrics, run_tool,
+                                 train_config)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,10 +53,8 @@ def test_tiny_llava_g_stage3_answers_region_questions(trained_tiny_llava_g,
               tmp_path / 'before'], root)
     before = read_metrics(tmp_path / 'before')
 
-    s3 = tmp_path / 'stage3'
-    run_tool([ROOT / 'tools/train.py', STAGE3, '--work-dir', s3,
-              '--cfg-options', f'load_from={s2_ckpt}'], root)
-    s3_ckpt = (s3 / 'last_checkpoint').read_text().strip()
+    s3_ckpt = train_config(STAGE3, root, tmp_path / 'stage3',
+                           [f'load_from={s2_ckpt}']).checkpoint
     run_tool([ROOT / 'tools/test.py', STAGE3, s3_ckpt, '--work-dir',
               tmp_path / 'after'], root)
     after = read_metrics(tmp_path / 'after')

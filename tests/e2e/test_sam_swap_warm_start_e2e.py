@@ -31,7 +31,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmgrounding.testing import read_metrics, run_tool
+from mmgrounding.testing import read_metrics, run_tool, train_config
 
 ROOT = Path(__file__).resolve().parents[2]
 STEM = ('configs/swaps/warm_start/'
@@ -85,9 +85,8 @@ def test_sam_head_swap_on_llava_g_fine_tunes_from_trained_parts(
                                 llava_g_ckpt)
 
     work = tmp_path / 'finetune'
-    run_tool([ROOT / 'tools/train.py', CFG, '--work-dir', work,
-              '--cfg-options'] + _parts(glamm_ckpt, llava_g_ckpt), root)
-    ckpt = (work / 'last_checkpoint').read_text().strip()
+    ckpt = train_config(CFG, root, work,
+                        _parts(glamm_ckpt, llava_g_ckpt)).checkpoint
     run_tool([ROOT / 'tools/test.py', GIVEN_CFG, ckpt, '--work-dir',
               work / 'given'], root)
     after = read_metrics(work / 'given')

@@ -60,6 +60,33 @@ class TrainedRun(NamedTuple):
     checkpoint: str
 
 
+def evaluate_config(config: str, work_dir: str,
+                    cfg_options: Optional[dict] = None,
+                    init_weights: bool = False) -> dict:
+    """``Runner.test()`` of ``config`` in this process, data loaded in the
+    main process; the metrics dict.
+
+    Without checkpoint options this scores the model as built (random
+    weights: the "untrained" rows of the e2e tests). ``cfg_options`` are
+    merged as by ``--cfg-options`` (``load_from``, an ``init_cfg``);
+    ``init_weights`` runs the model's ``init_weights`` first, which is what
+    applies ``Pretrained`` ``init_cfg`` entries (``test()`` itself only
+    reads ``load_from``).
+    """
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(str(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.work_dir = str(work_dir)
+    cfg.test_dataloader.num_workers = 0
+    cfg.test_dataloader.persistent_workers = False
+    runner = Runner.from_cfg(cfg)
+    if init_weights:
+        runner.model.init_weights()
+    return runner.test()
+
+
 def train_config(config: str, cwd: str, work_dir: str,
                  cfg_options: Sequence[str] = ()) -> TrainedRun:
     """``tools/train.py config --work-dir work_dir [--cfg-options ...]`` run

@@ -19,10 +19,9 @@ small on purpose: the claim is "better than predicting all shapes".
 from pathlib import Path
 
 import pytest
-from mmengine.config import Config
-from mmengine.runner import Runner
 
-from mmgrounding.testing import load_script, read_metrics, run_tool
+from mmgrounding.testing import (evaluate_config, load_script, read_metrics,
+                                 run_tool)
 
 ROOT = Path(__file__).resolve().parents[2]
 STEM = 'configs/glamm/glamm_llama-tiny_clip-tiny_sam-tiny_1000it_synthetic'
@@ -34,21 +33,14 @@ MARGIN_OVER_TRIVIAL = 3.0
 GCG_MARGINS = {'gcg/mIoU': 25.0, 'gcg/AP50': 12.0, 'gcg/CIDEr': 50.0}
 
 
-def _untrained_metrics(cfg_path, work_dir):
-    cfg = Config.fromfile(str(cfg_path))
-    cfg.work_dir = str(work_dir)
-    cfg.test_dataloader.num_workers = 0
-    cfg.test_dataloader.persistent_workers = False
-    return Runner.from_cfg(cfg).test()
-
 
 @pytest.mark.slow
 def test_tiny_glamm_learns_on_synthetic_world(trained_tiny_glamm, tmp_path,
                                               monkeypatch):
     root, _, ckpt = trained_tiny_glamm
     monkeypatch.chdir(root)
-    untrained = _untrained_metrics(RES_CFG, tmp_path / 'untrained')
-    untrained_gcg = _untrained_metrics(CFG, tmp_path / 'untrained_gcg')
+    untrained = evaluate_config(RES_CFG, tmp_path / 'untrained')
+    untrained_gcg = evaluate_config(CFG, tmp_path / 'untrained_gcg')
 
     work = tmp_path / 'work'
     run_tool([ROOT / 'tools/test.py', RES_CFG, ckpt, '--work-dir',

@@ -22,10 +22,9 @@ the gains; margins over the heuristics about half the measured gaps.
 from pathlib import Path
 
 import pytest
-from mmengine.config import Config
-from mmengine.runner import Runner
 
-from mmgrounding.testing import load_script, read_metrics, run_tool
+from mmgrounding.testing import (evaluate_config, load_script, read_metrics,
+                                 run_tool)
 
 ROOT = Path(__file__).resolve().parents[2]
 LLAVA_G_STEM = ('configs/llava_grounding/'
@@ -43,21 +42,14 @@ MARGIN_F1_OVER_UNTRAINED = 5.0  # measured +22.7 / +12.2
 NOT_YET_BEATEN_ON_RES = 'named shape'
 
 
-def _untrained_metrics(cfg_path, work_dir):
-    cfg = Config.fromfile(str(cfg_path))
-    cfg.work_dir = str(work_dir)
-    cfg.test_dataloader.num_workers = 0
-    cfg.test_dataloader.persistent_workers = False
-    return Runner.from_cfg(cfg).test()
-
 
 @pytest.mark.slow
 def test_tiny_llava_g_learns_on_synthetic_world(trained_tiny_llava_g,
                                                tmp_path, monkeypatch):
     root, _, ckpt = trained_tiny_llava_g
     monkeypatch.chdir(root)  # the configs read data/synthetic
-    untrained = _untrained_metrics(GIVEN_CFG, tmp_path / 'untrained')
-    untrained_gvc = _untrained_metrics(GVC_CFG, tmp_path / 'untrained_gvc')
+    untrained = evaluate_config(GIVEN_CFG, tmp_path / 'untrained')
+    untrained_gvc = evaluate_config(GVC_CFG, tmp_path / 'untrained_gvc')
 
     run_tool([ROOT / 'tools/test.py', GIVEN_CFG, ckpt, '--work-dir',
               tmp_path / 'given'], root)

@@ -26,12 +26,12 @@ while the claim stays short of "above every heuristic".
 """
 import os
 from pathlib import Path
+from typing import Optional
 
 import pytest
-from mmengine.config import Config
-from mmengine.runner import Runner
 
-from mmgrounding.testing import read_metrics, run_tool, train_config
+from mmgrounding.testing import (evaluate_config, read_metrics, run_tool,
+                                 train_config)
 
 ROOT = Path(__file__).resolve().parents[2]
 STEM = ('configs/swaps/warm_start/'
@@ -50,25 +50,15 @@ def _parts(glamm_ckpt: str, llava_g_ckpt: str) -> list:
             f'model.seg_projector.init_cfg.checkpoint={glamm_ckpt}']
 
 
-def _test_in_process(work_dir, glamm_ckpt=None, llava_g_ckpt=None) -> dict:
-    """Given-answer test of the swap untrained (no checkpoints) or composed
-    from the trained parts without fine-tuning."""
-    cfg = Config.fromfile(str(GIVEN_CFG))
-    cfg.work_dir = str(work_dir)
-    cfg.test_dataloader.num_workers = 0
-    cfg.test_dataloader.persistent_workers = False
+def _weights(glamm_ckpt: Optional[str], llava_g_ckpt: Optional[str]) -> dict:
+    """Config overrides for the given-answer view: no weights at all
+    (untrained) or the trained parts, composed without fine-tuning."""
     if glamm_ckpt is None:
-        cfg.load_from = None
-        cfg.model.grounding_head.init_cfg = None
-        cfg.model.seg_projector.init_cfg = None
-    else:
-        cfg.load_from = llava_g_ckpt
-        cfg.model.grounding_head.init_cfg.checkpoint = glamm_ckpt
-        cfg.model.seg_projector.init_cfg.checkpoint = glamm_ckpt
-    runner = Runner.from_cfg(cfg)
-    if glamm_ckpt is not None:
-        runner.model.init_weights()  # the GLaMM parts; test() loads LLaVA-G
-    return runner.test()
+        return {'load_from': None, 'model.grounding_head.init_cfg': None,
+                'model.seg_projector.init_cfg': None}
+    return {'load_from': llava_g_ckpt,
+            'model.grounding_head.init_cfg.checkpoint': glamm_ckpt,
+            'model.seg_projector.init_cfg.checkpoint': glamm_ckpt}
 
 
 @pytest.mark.slow
@@ -80,9 +70,12 @@ def test_sam_head_swap_on_llava_g_fine_tunes_from_trained_parts(
     root, _, llava_g_ckpt = trained_tiny_llava_g
     glamm_ckpt = trained_tiny_glamm.checkpoint
     monkeypatch.chdir(root)  # the configs read data/synthetic
-    untrained = _test_in_process(tmp_path / 'untrained')
-    composed = _test_in_process(tmp_path / 'composed', glamm_ckpt,
-                                llava_g_ckpt)
+    untrained = evaluate_config(GIVEN_CFG, tmp_path / 'untrained',
+                                _weights(None, None))
+    # init_weights applies the GLaMM parts; test() loads the LLaVA-G ones
+    composed = evaluate_config(GIVEN_CFG, tmp_path / 'composed',
+                               _weights(glamm_ckpt, llava_g_ckpt),
+                               init_weights=True)
 
     work = tmp_path / 'finetune'
     ckpt = train_config(CFG, root, work,

@@ -43,16 +43,9 @@ MARGIN_OVER_UNTRAINED = 15.0  # measured +33.1
 MARGIN_OVER_COMPOSED = 3.5  # measured +7.7
 
 
-def _parts(glamm_ckpt: str, llava_g_ckpt: str) -> list:
-    """--cfg-options pointing the warm start at the session's runs."""
-    return [f'load_from={llava_g_ckpt}',
-            f'model.grounding_head.init_cfg.checkpoint={glamm_ckpt}',
-            f'model.seg_projector.init_cfg.checkpoint={glamm_ckpt}']
-
-
 def _weights(glamm_ckpt: Optional[str], llava_g_ckpt: Optional[str]) -> dict:
-    """Config overrides for the given-answer view: no weights at all
-    (untrained) or the trained parts, composed without fine-tuning."""
+    """Config overrides: no weights at all (untrained) or the trained parts
+    (composed; as ``--cfg-options`` also the fine-tuning's warm start)."""
     if glamm_ckpt is None:
         return {'load_from': None, 'model.grounding_head.init_cfg': None,
                 'model.seg_projector.init_cfg': None}
@@ -79,7 +72,8 @@ def test_sam_head_swap_on_llava_g_fine_tunes_from_trained_parts(
 
     work = tmp_path / 'finetune'
     ckpt = train_config(CFG, root, work,
-                        _parts(glamm_ckpt, llava_g_ckpt)).checkpoint
+                        [f'{key}={value}' for key, value in _weights(
+                            glamm_ckpt, llava_g_ckpt).items()]).checkpoint
     run_tool([ROOT / 'tools/test.py', GIVEN_CFG, ckpt, '--work-dir',
               work / 'given'], root)
     after = read_metrics(work / 'given')
